@@ -1,0 +1,53 @@
+# taskmanager: build, run and test. `make` alone builds bin/taskmanager.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+GO         ?= go
+BIN        := bin/taskmanager
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Port of the local development cluster in .data/pg (also read by scripts/run.sh).
+PGPORT_DEV ?= 54329
+export PGPORT_DEV
+
+.PHONY: build run test lint vet bench db-start db-stop clean
+
+## build: compile bin/taskmanager
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/taskmanager
+
+## run: build, start the local PostgreSQL (unless DATABASE_URL is set), migrate, serve on :8000
+run:
+	VERSION=$(VERSION) bash scripts/run.sh
+
+## test: go vet, staticcheck, then go test -race against a throwaway PostgreSQL
+test:
+	bash scripts/test.sh
+
+## lint: staticcheck (version pinned in scripts/test.sh)
+lint:
+	bash scripts/test.sh lint
+
+## vet: go vet
+vet:
+	bash scripts/test.sh vet
+
+# Go micro-benchmarks. Load benchmarking of a running server with wrk will be added
+# as its own target next to this one.
+## bench: go test benchmarks, with allocations
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## db-start: start the local development cluster in .data/pg and create the taskmanager database
+db-start:
+	bash scripts/pg.sh start .data/pg $(PGPORT_DEV)
+	bash scripts/pg.sh createdb $(PGPORT_DEV) taskmanager
+
+## db-stop: stop the local development cluster
+db-stop:
+	bash scripts/pg.sh stop .data/pg
+
+## clean: remove bin/, stop the local cluster and remove .data/ (database and generated JWT key)
+clean:
+	bash scripts/pg.sh stop .data/pg
+	rm -rf bin .data

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/acme/taskmanager/internal/auth"
+	"github.com/acme/taskmanager/internal/config"
+	"github.com/acme/taskmanager/internal/httpapi"
+	"github.com/acme/taskmanager/internal/postgres"
+	"github.com/acme/taskmanager/internal/task"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: taskmanager <command> [flags]
+
+commands:
+  serve        serve the API (configuration from the environment)
+  migrate      apply database migrations
+  createuser   create a user: --username NAME [--email ADDR] [--admin]; password from the prompt or stdin
+  check        validate the configuration for serve and exit
+  version      print the version`
+
+// run is the whole program; main only wires it to the process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprintln(stderr, usage)
+		return errors.New("missing command")
+	}
+	switch cmd, rest := args[1], args[2:]; cmd {
+	case "serve":
+		return serve(ctx, getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, getenv, stdout, stderr)
+	case "createuser":
+		return createUser(ctx, rest, getenv, stdin, stdout, stderr)
+	case "check":
+		if _, err := loadConfig(getenv, "serve", stderr); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "configuration OK")
+		return nil
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "taskmanager %s (%s)\n", version, runtime.Version())
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// loadConfig reads the configuration and prints each problem on its own
+// line of stderr.
+func loadConfig(getenv func(string) string, need string, stderr io.Writer) (*config.Config, error) {
+	cfg, err := config.Load(getenv, need)
+	var problems config.Problems
+	if errors.As(err, &problems) {
+		for _, p := range problems {
+			fmt.Fprintln(stderr, "taskmanager: configuration:", p)
+		}
+		return nil, fmt.Errorf("refusing to %s: %d configuration problem(s)", need, len(problems))
+	}
+	return cfg, err
+}
+
+// newLogger writes JSON lines to stdout and, when LOG_FILE is set, to that
+// file too.
+func newLogger(cfg *config.Config, stdout io.Writer) (*slog.Logger, func(), error) {
+	out, closeFn := stdout, func() {}
+	if cfg.LogFile != "" {
+		f, err := os.OpenFile(cfg.LogFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open LOG_FILE: %w", err)
+		}
+		out, closeFn = io.MultiWriter(stdout, f), func() { _ = f.Close() }
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level})), closeFn, nil
+}
+
+func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv, "serve", stderr)
+	if err != nil {
+		return err
+	}
+	log, closeLog, err := newLogger(cfg, stdout)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{TokenTTL: cfg.AccessTokenTTL + auth.Leeway, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	go db.Revocations().Run(ctx)
+	go purge(ctx, db, log)
+
+	handler := httpapi.NewServer(cfg, log, httpapi.Deps{
+		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
+		Revocations: db.Revocations(), Ping: db.Ping,
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "env", cfg.Env, "tls", cfg.TLSCertFile != "", "version", version)
+	if cfg.RedisURL == "" {
+		log.Info("rate limits are counted by this instance alone; set REDIS_URL to share them between instances")
+	}
+
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.TLSCertFile != "" {
+			errc <- srv.ServeTLS(ln, cfg.TLSCertFile, cfg.TLSKeyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// purge deletes dead sessions and refresh tokens now and then. Every
+// instance runs it; the deletes are idempotent.
+func purge(ctx context.Context, db *postgres.DB, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := db.Purge(ctx); err != nil {
+			log.Warn("purge failed", "err", err)
+		} else if n > 0 {
+			log.Info("purged expired sessions and refresh tokens", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func migrate(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv, "migrate", stderr)
+	if err != nil {
+		return err
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "migrations applied")
+	return nil
+}
+
+func createUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("createuser", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	username := fs.String("username", "", "username (required)")
+	email := fs.String("email", "", "email address")
+	isAdmin := fs.Bool("admin", false, "make the user an administrator")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if !task.ValidUsername(*username) || len(*username) > 150 {
+		return errors.New("createuser: --username is required: up to 150 letters, digits and @/./+/-/_")
+	}
+	cfg, err := loadConfig(getenv, "createuser", stderr)
+	if err != nil {
+		return err
+	}
+	password, err := readPassword(stdin, stderr)
+	if err != nil {
+		return err
+	}
+	if problems := auth.CheckPassword(password, *username); len(problems) > 0 {
+		return errors.New("createuser: " + strings.Join(problems, " "))
+	}
+	hash, err := auth.NewHasher(1).Hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	u := &task.User{Username: *username, Email: strings.TrimSpace(*email), PasswordHash: hash, IsAdmin: *isAdmin}
+	if err := db.Users().CreateUser(ctx, u); err != nil {
+		if fields := task.ErrorFields(err); fields != nil {
+			return errors.New("createuser: " + strings.Join(fields["username"], " "))
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "created user %s (id %s, admin %t)\n", u.Username, u.ID, u.IsAdmin)
+	return nil
+}
+
+// readPassword prompts twice on a terminal; from a pipe it reads one line.
+func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stderr, "Password: ")
+		first, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(stderr, "Password (again): ")
+		second, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(first) != string(second) {
+			return "", errors.New("createuser: passwords do not match")
+		}
+		return string(first), nil
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("createuser: no password on stdin")
+	}
+	return line, nil
+}

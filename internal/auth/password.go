@@ -1,0 +1,118 @@
+// Package auth wraps the cryptography of taskmanager: argon2id password
+// hashes, signed JWTs and API keys. It knows nothing of HTTP or storage.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Argon2id parameters: the OWASP Password Storage Cheat Sheet's first
+// option (19 MiB, two passes, one lane).
+const (
+	argonMemoryKiB = 19 * 1024
+	argonTime      = 2
+	argonThreads   = 1
+	argonKeyLen    = 32
+	argonSaltLen   = 16
+)
+
+// ErrBusy reports that every hashing slot stayed taken until the request
+// gave up: the server sheds a login flood instead of running out of memory.
+var ErrBusy = errors.New("auth: password hashing is saturated")
+
+// Hasher hashes and verifies passwords with a bound on how many hashes run
+// at once, since each one holds 19 MiB.
+type Hasher struct {
+	slots chan struct{}
+	dummy string
+}
+
+// NewHasher returns a Hasher running at most concurrency hashes at a time.
+func NewHasher(concurrency int) *Hasher {
+	h := &Hasher{slots: make(chan struct{}, max(concurrency, 1))}
+	h.dummy = encodeHash(make([]byte, argonSaltLen), argon2.IDKey([]byte("dummy"), make([]byte, argonSaltLen),
+		argonTime, argonMemoryKiB, argonThreads, argonKeyLen), argonMemoryKiB, argonTime, argonThreads)
+	return h
+}
+
+func (h *Hasher) acquire(ctx context.Context) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ErrBusy
+	}
+}
+
+func (h *Hasher) release() { <-h.slots }
+
+// Hash returns the PHC-format argon2id hash of password.
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	salt := make([]byte, argonSaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("auth: salt: %w", err)
+	}
+	if err := h.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer h.release()
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemoryKiB, argonThreads, argonKeyLen)
+	return encodeHash(salt, key, argonMemoryKiB, argonTime, argonThreads), nil
+}
+
+// Verify reports whether password matches encoded. An empty encoded hash
+// (an unknown user) is checked against a dummy hash, so it costs the same
+// time as a wrong password and always fails.
+func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, error) {
+	known := encoded != ""
+	if !known {
+		encoded = h.dummy
+	}
+	salt, want, mem, iter, threads, err := decodeHash(encoded)
+	if err != nil {
+		return false, err
+	}
+	if err := h.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer h.release()
+	got := argon2.IDKey([]byte(password), salt, iter, mem, threads, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1 && known, nil
+}
+
+var b64 = base64.RawStdEncoding
+
+func encodeHash(salt, key []byte, mem, iter uint32, threads uint8) string {
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, mem, iter, threads, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+func decodeHash(s string) (salt, key []byte, mem, iter uint32, threads uint8, err error) {
+	parts := strings.Split(s, "$")
+	bad := errors.New("auth: malformed password hash")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return nil, nil, 0, 0, 0, bad
+	}
+	var version int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return nil, nil, 0, 0, 0, bad
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iter, &threads); err != nil {
+		return nil, nil, 0, 0, 0, bad
+	}
+	if salt, err = b64.DecodeString(parts[4]); err != nil {
+		return nil, nil, 0, 0, 0, bad
+	}
+	if key, err = b64.DecodeString(parts[5]); err != nil || len(key) == 0 {
+		return nil, nil, 0, 0, 0, bad
+	}
+	return salt, key, mem, iter, threads, nil
+}

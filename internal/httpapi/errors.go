@@ -1,0 +1,94 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/acme/taskmanager/internal/task"
+)
+
+// statusByCode maps every domain error code to its one HTTP status.
+var statusByCode = map[string]int{
+	task.EBADREQUEST:   http.StatusBadRequest,
+	task.EMALFORMED:    http.StatusBadRequest,
+	task.EINVALID:      http.StatusBadRequest,
+	task.EUNAUTHORIZED: http.StatusUnauthorized,
+	task.EINVALIDTOKEN: http.StatusUnauthorized,
+	task.EFORBIDDEN:    http.StatusForbidden,
+	task.ENOTFOUND:     http.StatusNotFound,
+	task.EMETHOD:       http.StatusMethodNotAllowed,
+	task.ECONFLICT:     http.StatusConflict,
+	task.EPRECONDITION: http.StatusPreconditionFailed,
+	task.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	task.EMEDIATYPE:    http.StatusUnsupportedMediaType,
+	task.ETHROTTLED:    http.StatusTooManyRequests,
+	task.EINTERNAL:     http.StatusInternalServerError,
+	task.EUNAVAILABLE:  http.StatusServiceUnavailable,
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string              `json:"code"`
+	Message   string              `json:"message"`
+	Fields    map[string][]string `json:"fields,omitempty"`
+	RequestID string              `json:"request_id"`
+}
+
+// error writes err as the contract's error body. It is the only place that
+// turns an error into a status; internals go to the log under the same
+// request id, never to the client.
+func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
+	code := task.ErrorCode(err)
+	ri := info(r.Context())
+	switch code {
+	case task.EINTERNAL:
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", ri.id, "err", err.Error())
+	case task.EUNAVAILABLE:
+		s.log.WarnContext(r.Context(), "dependency unavailable", "request_id", ri.id, "err", err.Error())
+	}
+	status := statusByCode[code]
+	if status == http.StatusUnauthorized {
+		v := `Bearer realm="api"`
+		if code == task.EINVALIDTOKEN {
+			v += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", v)
+	}
+	s.encode(w, status, errorBody{errorDetail{
+		Code:      code,
+		Message:   task.ErrorMessage(err),
+		Fields:    task.ErrorFields(err),
+		RequestID: ri.id,
+	}})
+}
+
+// handleNotFound answers unknown routes.
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	s.error(w, r, task.ErrNotFound)
+}
+
+// handleMethodNotAllowed answers a known route called with another method,
+// listing the methods it has.
+func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
+		path = rctx.RoutePath
+	}
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if s.router.Match(chi.NewRouteContext(), m, path) {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 && allow[0] == http.MethodGet && (len(allow) == 1 || allow[1] != http.MethodHead) {
+		allow = append([]string{http.MethodGet, http.MethodHead}, allow[1:]...)
+	}
+	for _, m := range allow {
+		w.Header().Add("Allow", m)
+	}
+	s.error(w, r, task.Errorf(task.EMETHOD, "Method %q not allowed.", r.Method))
+}

@@ -1,0 +1,134 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/acme/taskmanager/internal/task"
+)
+
+// encode writes v as JSON with status.
+func (s *Server) encode(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	if v == nil {
+		w.WriteHeader(status)
+		return
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	if err := enc.Encode(v); err != nil {
+		// Only a programming error gets here; say nothing more than a 500 would.
+		s.log.Error("encode response", "err", err.Error())
+		status, buf = http.StatusInternalServerError, *bytes.NewBufferString(`{"error":{"code":"internal_error","message":"Internal server error."}}`)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// decode reads one JSON object from the body into dst. It demands
+// application/json, caps the body at MAX_BODY_BYTES, rejects unknown
+// fields and trailing data, and turns every failure into a client error
+// with a safe message.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
+		return task.Errorf(task.EMEDIATYPE, "Request body must be sent as application/json.")
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return tooLarge(s.cfg.MaxBodyBytes)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err, s.cfg.MaxBodyBytes)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge(s.cfg.MaxBodyBytes)
+		}
+		return task.Errorf(task.EMALFORMED, "Request body must contain a single JSON object.")
+	}
+	return nil
+}
+
+func tooLarge(limit int64) error {
+	return task.Errorf(task.ETOOLARGE, "Request body is larger than %d bytes.", limit)
+}
+
+func decodeError(err error, limit int64) error {
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return tooLarge(limit)
+	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
+		return task.Errorf(task.EMALFORMED, "Request body is not valid JSON.")
+	case errors.Is(err, io.EOF):
+		return task.Errorf(task.EMALFORMED, "Request body must not be empty.")
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return task.Errorf(task.EBADREQUEST, "Request body must be a JSON object.")
+		}
+		return task.FieldError(typeErr.Field, "Must be "+jsonKind(typeErr.Type)+".")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// encoding/json has no typed error for this; the field name is quoted.
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return task.FieldError(name, "Unknown field.")
+	}
+	return task.Errorf(task.EMALFORMED, "Request body is not valid JSON.")
+}
+
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "of another type"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct:
+		if t.Name() == "Time" {
+			return "an RFC 3339 date-time"
+		}
+		return "an object"
+	}
+	return fmt.Sprintf("a %s", t.Kind())
+}
+
+// Optional is a JSON field that distinguishes absent, null and a value,
+// which PATCH and "may not be null" need.
+type Optional[T any] struct {
+	Set   bool
+	Null  bool
+	Value T
+}
+
+// UnmarshalJSON records that the field was present.
+func (o *Optional[T]) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if string(b) == "null" {
+		o.Null = true
+		return nil
+	}
+	return json.Unmarshal(b, &o.Value)
+}

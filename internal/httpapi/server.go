@@ -1,0 +1,69 @@
+// Package httpapi is the HTTP face of taskmanager: routes, middleware,
+// handlers and the one error writer. It speaks to storage only through the
+// domain interfaces of package task.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/acme/taskmanager/internal/auth"
+	"github.com/acme/taskmanager/internal/config"
+	"github.com/acme/taskmanager/internal/task"
+)
+
+// Deps are the collaborators a Server needs.
+type Deps struct {
+	Tasks       task.TaskStore
+	Users       task.UserStore
+	Sessions    task.SessionStore
+	Keys        task.KeyStore
+	Revocations task.Revocations
+	// Ping reports whether the database answers (for /readyz).
+	Ping func(context.Context) error
+}
+
+// Server is the HTTP handler of the API.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	deps     Deps
+	hasher   *auth.Hasher
+	tokens   *auth.Tokens
+	throttle *throttle
+	router   *chi.Mux
+	policies map[string]policy // "METHOD /pattern" -> who may call it
+	now      func() time.Time
+}
+
+// NewServer builds the handler from cfg and deps.
+func NewServer(cfg *config.Config, log *slog.Logger, deps Deps) *Server {
+	s := &Server{
+		cfg:    cfg,
+		log:    log,
+		deps:   deps,
+		hasher: auth.NewHasher(cfg.PasswordHashLimit),
+		tokens: auth.NewTokens(auth.TokenConfig{
+			Key:        cfg.JWTSigningKey,
+			Issuer:     cfg.JWTIssuer,
+			Audience:   cfg.JWTAudience,
+			AccessTTL:  cfg.AccessTokenTTL,
+			RefreshTTL: cfg.RefreshTokenTTL,
+		}),
+		throttle: newThrottle(cfg),
+		router:   chi.NewRouter(),
+		policies: map[string]policy{},
+		now:      time.Now,
+	}
+	s.routes()
+	return s
+}
+
+// ServeHTTP serves a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.router.ServeHTTP(w, r)
+}

@@ -1,0 +1,317 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/acme/taskmanager/internal/task"
+)
+
+type taskJSON struct {
+	ID          uuid.UUID `json:"id"`
+	Title       string    `json:"title"`
+	Description string    `json:"description"`
+	Completed   bool      `json:"completed"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	CreatedBy   uuid.UUID `json:"created_by"`
+}
+
+func taskResponse(t *task.Task) taskJSON {
+	return taskJSON{ID: t.ID, Title: t.Title, Description: t.Description, Completed: t.Completed,
+		CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC(), CreatedBy: t.OwnerID}
+}
+
+type pageJSON[T any] struct {
+	Results  []T     `json:"results"`
+	Next     *string `json:"next"`
+	Previous *string `json:"previous"`
+}
+
+// taskRequest is the body of POST, PUT and PATCH. Read-only fields are
+// accepted and dropped, as DRF does, so a client can send back what it read.
+type taskRequest struct {
+	Title       Optional[string] `json:"title"`
+	Description Optional[string] `json:"description"`
+	Completed   Optional[bool]   `json:"completed"`
+
+	ID        json.RawMessage `json:"id"`
+	CreatedAt json.RawMessage `json:"created_at"`
+	UpdatedAt json.RawMessage `json:"updated_at"`
+	CreatedBy json.RawMessage `json:"created_by"`
+}
+
+// taskFields carries the rules of the writable text fields.
+type taskFields struct {
+	Title       string `json:"title" validate:"min=3,max=200,title"`
+	Description string `json:"description" validate:"max=10000"`
+}
+
+// update validates the request and returns the change it asks for. POST
+// and PUT need a title; PATCH changes only what it names.
+func (req *taskRequest) update(full bool) (task.TaskUpdate, error) {
+	var upd task.TaskUpdate
+	var errs []error
+	var partial []string
+	f := taskFields{Title: req.Title.Value, Description: req.Description.Value}
+	notNull := func(name string, set, null bool) bool {
+		if null {
+			errs = append(errs, task.FieldError(name, "This field may not be null."))
+		}
+		return set && !null
+	}
+	if notNull("title", req.Title.Set, req.Title.Null) {
+		upd.Title = &f.Title
+		partial = append(partial, "Title")
+	} else if full && !req.Title.Set {
+		errs = append(errs, task.FieldError("title", "This field is required."))
+	}
+	if notNull("description", req.Description.Set, req.Description.Null) {
+		upd.Description = &f.Description
+		partial = append(partial, "Description")
+	}
+	if notNull("completed", req.Completed.Set, req.Completed.Null) {
+		upd.Completed = &req.Completed.Value
+	}
+	if len(partial) > 0 {
+		errs = append(errs, check(&f, partial...))
+	}
+	return upd, merge(errs...)
+}
+
+// handleTaskList handles GET /api/tasks/.
+func (s *Server) handleTaskList(w http.ResponseWriter, r *http.Request) {
+	id := task.IdentityFromContext(r.Context())
+	f, err := taskFilter(r.URL.Query())
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	f.OwnerID = id.UserID
+	page, err := s.deps.Tasks.FindTasks(r.Context(), f)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	out := pageJSON[taskJSON]{Results: make([]taskJSON, 0, len(page.Items))}
+	for _, t := range page.Items {
+		out.Results = append(out.Results, taskResponse(t))
+	}
+	out.Next, out.Previous = s.pageLink(r, page.Next), s.pageLink(r, page.Previous)
+	s.encode(w, http.StatusOK, out)
+}
+
+// taskFilter reads the list's query parameters; bad values are field errors.
+func taskFilter(q url.Values) (task.TaskFilter, error) {
+	f := task.TaskFilter{Ordering: task.OrderCreatedDesc, Search: strings.TrimSpace(q.Get("search"))}
+	var errs []error
+	if v := q.Get("completed"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, task.FieldError("completed", "Must be true or false."))
+		}
+		f.Completed = &b
+	}
+	if utf8.RuneCountInString(f.Search) > 200 {
+		errs = append(errs, task.FieldError("search", "Search must be at most 200 characters long."))
+	}
+	if v := q.Get("ordering"); v != "" {
+		f.Ordering = task.Ordering(v)
+		if !f.Ordering.Valid() {
+			errs = append(errs, task.FieldError("ordering", "Must be one of: created_at, -created_at, title, -title."))
+		}
+	}
+	var err error
+	if f.Limit, err = pageLimit(q); err != nil {
+		errs = append(errs, err)
+	}
+	if err := merge(errs...); err != nil {
+		return f, err
+	}
+	f.Cursor, err = parseCursor(q.Get("cursor"), f.Ordering)
+	return f, err
+}
+
+func pageLimit(q url.Values) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return 20, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100 {
+		return 0, task.FieldError("limit", "Must be an integer from 1 to 100.")
+	}
+	return n, nil
+}
+
+var errBadCursor = task.Errorf(task.EBADREQUEST, "Invalid cursor.")
+
+// parseCursor decodes an opaque cursor made for ordering o.
+func parseCursor(s string, o task.Ordering) (*task.Cursor, error) {
+	if s == "" {
+		return nil, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) > 1024 {
+		return nil, errBadCursor
+	}
+	var c task.Cursor
+	if err := json.Unmarshal(raw, &c); err != nil || c.Ordering != o || c.ID == uuid.Nil {
+		return nil, errBadCursor
+	}
+	return &c, nil
+}
+
+// pageLink is the absolute URL of this request with its cursor set to c.
+func (s *Server) pageLink(r *http.Request, c *task.Cursor) *string {
+	if c == nil {
+		return nil
+	}
+	raw, _ := json.Marshal(c)
+	q := r.URL.Query()
+	q.Set("cursor", base64.RawURLEncoding.EncodeToString(raw))
+	u := url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}
+	if info(r.Context()).secure {
+		u.Scheme = "https"
+	}
+	link := u.String()
+	return &link
+}
+
+// handleTaskCreate handles POST /api/tasks/.
+func (s *Server) handleTaskCreate(w http.ResponseWriter, r *http.Request) {
+	var req taskRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	upd, err := req.update(true)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	t := &task.Task{OwnerID: task.IdentityFromContext(r.Context()).UserID, Title: *upd.Title}
+	if upd.Description != nil {
+		t.Description = *upd.Description
+	}
+	if upd.Completed != nil {
+		t.Completed = *upd.Completed
+	}
+	if err := s.deps.Tasks.CreateTask(r.Context(), t); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/tasks/"+t.ID.String()+"/")
+	w.Header().Set("ETag", etag(t))
+	s.encode(w, http.StatusCreated, taskResponse(t))
+}
+
+// handleTaskGet handles GET /api/tasks/{id}/.
+func (s *Server) handleTaskGet(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	t, err := s.deps.Tasks.FindTaskByID(r.Context(), task.IdentityFromContext(r.Context()).UserID, id)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(t))
+	if inm := strings.TrimSpace(r.Header.Get("If-None-Match")); inm == "*" || slices.Contains(ifMatch(inm), t.Version) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	s.encode(w, http.StatusOK, taskResponse(t))
+}
+
+// handleTaskReplace handles PUT /api/tasks/{id}/.
+func (s *Server) handleTaskReplace(w http.ResponseWriter, r *http.Request) { s.updateTask(w, r, true) }
+
+// handleTaskUpdate handles PATCH /api/tasks/{id}/.
+func (s *Server) handleTaskUpdate(w http.ResponseWriter, r *http.Request) { s.updateTask(w, r, false) }
+
+func (s *Server) updateTask(w http.ResponseWriter, r *http.Request, full bool) {
+	id, err := pathID(r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	var req taskRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	upd, err := req.update(full)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	upd.IfMatch = ifMatch(r.Header.Get("If-Match"))
+	t, err := s.deps.Tasks.UpdateTask(r.Context(), task.IdentityFromContext(r.Context()).UserID, id, upd)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(t))
+	s.encode(w, http.StatusOK, taskResponse(t))
+}
+
+// handleTaskDelete handles DELETE /api/tasks/{id}/.
+func (s *Server) handleTaskDelete(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	owner := task.IdentityFromContext(r.Context()).UserID
+	if err := s.deps.Tasks.DeleteTask(r.Context(), owner, id, ifMatch(r.Header.Get("If-Match"))); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// pathID parses the {id} of the route; anything but a UUID names nothing.
+func pathID(r *http.Request) (uuid.UUID, error) {
+	id, err := uuid.Parse(chi.URLParam(r, "id"))
+	if err != nil || len(chi.URLParam(r, "id")) != 36 {
+		return uuid.Nil, task.ErrNotFound
+	}
+	return id, nil
+}
+
+// etag is the strong validator of a task: its version, which every write bumps.
+func etag(t *task.Task) string { return `"` + strconv.FormatInt(t.Version, 10) + `"` }
+
+// ifMatch parses If-Match (or If-None-Match): nil when absent or "*",
+// otherwise the versions named by strong tags of ours. Weak tags never
+// match, as RFC 9110 demands for If-Match.
+func ifMatch(h string) task.IfMatch {
+	h = strings.TrimSpace(h)
+	if h == "" || h == "*" {
+		return nil
+	}
+	out := task.IfMatch{}
+	for _, tag := range strings.Split(h, ",") {
+		tag = strings.TrimSpace(tag)
+		if len(tag) < 2 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+			continue
+		}
+		if v, err := strconv.ParseInt(tag[1:len(tag)-1], 10, 64); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}

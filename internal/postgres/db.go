@@ -1,0 +1,162 @@
+// Package postgres implements the domain stores on PostgreSQL with pgx.
+// SQL lives next to its use, one file per aggregate; database failures leave
+// this package as domain errors.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/acme/taskmanager/internal/task"
+	"github.com/acme/taskmanager/migrations"
+)
+
+// DB is the connection pool and the stores built on it.
+type DB struct {
+	pool        *pgxpool.Pool
+	revocations *Revocations
+}
+
+// Options tune Open.
+type Options struct {
+	// TokenTTL is the longest an access token lives (plus leeway): how long
+	// a revoked session must be remembered.
+	TokenTTL time.Duration
+	Logger   *slog.Logger
+}
+
+// Open connects a pool to url. It does not wait for the database: a server
+// starts while PostgreSQL is down and becomes ready when it answers.
+func Open(ctx context.Context, url string, opt Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("postgres: DATABASE_URL cannot be parsed")
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open pool: %w", err)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.TokenTTL <= 0 {
+		opt.TokenTTL = time.Hour
+	}
+	db := &DB{pool: pool}
+	db.revocations = &Revocations{
+		pool:    pool,
+		connCfg: cfg.ConnConfig.Copy(),
+		keep:    opt.TokenTTL,
+		log:     opt.Logger,
+		revoked: make(map[uuid.UUID]time.Time),
+	}
+	return db, nil
+}
+
+// Revocations returns the revocation checker; its Run must be started for
+// the in-memory path.
+func (db *DB) Revocations() *Revocations { return db.revocations }
+
+// Purge deletes sessions and refresh tokens that can no longer be used.
+func (db *DB) Purge(ctx context.Context) (int64, error) {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at < now() - interval '1 day'
+		OR revoked_at < now() - interval '1 day'`)
+	if err != nil {
+		return 0, translate(err, "purge sessions")
+	}
+	n := tag.RowsAffected()
+	tag, err = db.pool.Exec(ctx, `DELETE FROM refresh_tokens WHERE expires_at < now()`)
+	if err != nil {
+		return n, translate(err, "purge refresh tokens")
+	}
+	return n + tag.RowsAffected(), nil
+}
+
+// Close closes every connection.
+func (db *DB) Close() { db.pool.Close() }
+
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	return translate(db.pool.Ping(ctx), "ping")
+}
+
+// Migrate applies every pending migration. A session lock keeps two
+// instances starting together from migrating at once.
+func (db *DB) Migrate(ctx context.Context) error {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(db.pool)
+	defer sqlDB.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations.FS, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return translate(err, "migrate")
+	}
+	return nil
+}
+
+// tx runs fn in a transaction, committing when it returns nil.
+func (db *DB) tx(ctx context.Context, what string, fn func(pgx.Tx) error) error {
+	err := pgx.BeginFunc(ctx, db.pool, fn)
+	return translate(err, what)
+}
+
+// translate turns a pgx failure into a domain error. Domain errors pass
+// through; an unreachable database is EUNAVAILABLE (the client may retry);
+// anything else is internal and keeps its cause for the log.
+func translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var de *task.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	if unavailable(err) {
+		return &unavailableError{cause: fmt.Errorf("postgres: %s: %w", what, err)}
+	}
+	return fmt.Errorf("postgres: %s: %w", what, err)
+}
+
+func unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P0x: the server is shutting down
+		// or restarting; 53300: too many connections.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0") || pgErr.Code == "53300"
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// unavailableError is EUNAVAILABLE to clients and keeps the cause for logs.
+type unavailableError struct{ cause error }
+
+func (e *unavailableError) Error() string { return e.cause.Error() }
+func (e *unavailableError) Unwrap() []error {
+	return []error{task.ErrUnavailable, e.cause}
+}

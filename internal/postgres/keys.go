@@ -1,0 +1,78 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/acme/taskmanager/internal/task"
+)
+
+// KeyStore implements task.KeyStore.
+type KeyStore struct{ db *DB }
+
+// Keys returns the API key store.
+func (db *DB) Keys() *KeyStore { return &KeyStore{db: db} }
+
+const keyColumns = `k.id, k.user_id, k.name, k.prefix, k.key_hash, k.scopes, k.created_at, k.expires_at, k.last_used_at`
+
+func scanKey(row pgx.Row) (*task.APIKey, error) {
+	var k task.APIKey
+	err := row.Scan(&k.ID, &k.UserID, &k.Name, &k.Prefix, &k.Hash, &k.Scopes, &k.CreatedAt, &k.ExpiresAt, &k.LastUsedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+// CreateKey stores k (its hash, never the secret) and fills in its id.
+func (s *KeyStore) CreateKey(ctx context.Context, k *task.APIKey) error {
+	const q = `INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at`
+	err := s.db.pool.QueryRow(ctx, q, k.UserID, k.Name, k.Prefix, k.Hash, k.Scopes, k.ExpiresAt).Scan(&k.ID, &k.CreatedAt)
+	return translate(err, "create key")
+}
+
+// FindKeys returns the user's keys that are not revoked, newest first.
+func (s *KeyStore) FindKeys(ctx context.Context, userID uuid.UUID) ([]*task.APIKey, error) {
+	rows, err := s.db.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys k
+		WHERE k.user_id = $1 AND k.revoked_at IS NULL ORDER BY k.created_at DESC, k.id`, userID)
+	if err != nil {
+		return nil, translate(err, "find keys")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*task.APIKey, error) { return scanKey(r) })
+	return out, translate(err, "find keys")
+}
+
+// FindKeyByPrefix returns the live key with prefix, if its owner is active.
+func (s *KeyStore) FindKeyByPrefix(ctx context.Context, prefix string) (*task.APIKey, error) {
+	k, err := scanKey(s.db.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys k JOIN users u ON u.id = k.user_id
+		WHERE k.prefix = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) AND u.is_active`, prefix))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, task.ErrNotFound
+	}
+	return k, translate(err, "find key")
+}
+
+// TouchKey records that the key was used. It writes at most once a minute
+// per key, so a busy key does not turn every read into a write.
+func (s *KeyStore) TouchKey(ctx context.Context, id uuid.UUID) error {
+	_, err := s.db.pool.Exec(ctx, `UPDATE api_keys SET last_used_at = now()
+		WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`, id)
+	return translate(err, "touch key")
+}
+
+// RevokeKey revokes one of the user's keys.
+func (s *KeyStore) RevokeKey(ctx context.Context, userID, id uuid.UUID) error {
+	tag, err := s.db.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now()
+		WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL`, id, userID)
+	if err != nil {
+		return translate(err, "revoke key")
+	}
+	if tag.RowsAffected() == 0 {
+		return task.ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Revocations answers "is this session revoked?" from memory. Each instance
+// keeps the sessions revoked within the lifetime of an access token, loads
+// them when its listener connects and learns of new ones through
+// LISTEN/NOTIFY. While the listener is down it asks the database instead,
+// so a revocation is never missed, only slower to check.
+type Revocations struct {
+	pool interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	}
+	connCfg *pgx.ConnConfig
+	keep    time.Duration // how long a revoked session's tokens can still be presented
+	log     *slog.Logger
+
+	live    atomic.Bool
+	mu      sync.RWMutex
+	revoked map[uuid.UUID]time.Time // session id -> when it may be forgotten
+}
+
+// IsRevoked reports whether the session was revoked.
+func (r *Revocations) IsRevoked(ctx context.Context, sid uuid.UUID) (bool, error) {
+	if r.live.Load() {
+		r.mu.RLock()
+		_, ok := r.revoked[sid]
+		r.mu.RUnlock()
+		return ok, nil
+	}
+	var revoked bool
+	err := r.pool.QueryRow(ctx, `SELECT revoked_at IS NOT NULL FROM sessions WHERE id = $1`, sid).Scan(&revoked)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return true, nil
+	}
+	return revoked, translate(err, "check revocation")
+}
+
+// add records revocations this instance made itself, so it honours them
+// before its own NOTIFY comes back.
+func (r *Revocations) add(ids ...uuid.UUID) {
+	if len(ids) == 0 {
+		return
+	}
+	until := time.Now().Add(r.keep)
+	r.mu.Lock()
+	for _, id := range ids {
+		r.revoked[id] = until
+	}
+	r.mu.Unlock()
+}
+
+func (r *Revocations) forgetExpired(now time.Time) {
+	r.mu.Lock()
+	for id, until := range r.revoked {
+		if now.After(until) {
+			delete(r.revoked, id)
+		}
+	}
+	r.mu.Unlock()
+}
+
+// Run keeps the listener connected until ctx ends.
+func (r *Revocations) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := r.listen(ctx)
+		r.live.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("revocation listener down; checking revocations in the database", "err", err)
+		if time.Since(start) > time.Minute {
+			backoff = 100 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+func (r *Revocations) listen(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, r.connCfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// LISTEN before loading, so a revocation between the two is not lost.
+	if _, err := conn.Exec(ctx, "LISTEN "+revocationChannel); err != nil {
+		return err
+	}
+	rows, err := conn.Query(ctx, `SELECT id FROM sessions WHERE revoked_at > now() - make_interval(secs => $1)`,
+		r.keep.Seconds())
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return err
+	}
+	r.add(ids...)
+	r.live.Store(true)
+	r.log.Info("revocation listener connected", "recent_revocations", len(ids))
+
+	for {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			if id, perr := uuid.Parse(n.Payload); perr == nil {
+				r.add(id)
+			}
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			r.forgetExpired(time.Now())
+			// A quiet minute: make sure the connection is still there.
+			if err := conn.Ping(ctx); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+}

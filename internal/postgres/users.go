@@ -1,0 +1,141 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/acme/taskmanager/internal/task"
+)
+
+// UserStore implements task.UserStore.
+type UserStore struct{ db *DB }
+
+// Users returns the user store.
+func (db *DB) Users() *UserStore { return &UserStore{db: db} }
+
+const userColumns = `id, username, email, password_hash, is_admin, is_active, date_joined`
+
+func scanUser(row pgx.Row) (*task.User, error) {
+	var u task.User
+	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.PasswordHash, &u.IsAdmin, &u.IsActive, &u.DateJoined)
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+func (s *UserStore) findOne(ctx context.Context, q string, arg any) (*task.User, error) {
+	u, err := scanUser(s.db.pool.QueryRow(ctx, q, arg))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, task.ErrNotFound
+	}
+	return u, translate(err, "find user")
+}
+
+// FindUserByID returns the user with id.
+func (s *UserStore) FindUserByID(ctx context.Context, id uuid.UUID) (*task.User, error) {
+	return s.findOne(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id)
+}
+
+// FindUserByUsername returns the user whose username matches, ignoring case.
+func (s *UserStore) FindUserByUsername(ctx context.Context, username string) (*task.User, error) {
+	return s.findOne(ctx, `SELECT `+userColumns+` FROM users WHERE lower(username) = lower($1)`, username)
+}
+
+// FindUsers returns one page of every user, oldest first.
+func (s *UserStore) FindUsers(ctx context.Context, limit int, cur *task.Cursor) (*task.Page[*task.User], error) {
+	cmp, dir := ">", "ASC"
+	if cur != nil && cur.Backward {
+		cmp, dir = "<", "DESC"
+	}
+	args := []any{limit + 1}
+	where := "TRUE"
+	if cur != nil {
+		t, err := time.Parse(time.RFC3339Nano, cur.Key)
+		if err != nil {
+			return nil, task.Errorf(task.EBADREQUEST, "Invalid cursor.")
+		}
+		where = "(date_joined, id) " + cmp + " ($2, $3)"
+		args = append(args, t, cur.ID)
+	}
+	q := `SELECT ` + userColumns + ` FROM users WHERE ` + where +
+		` ORDER BY date_joined ` + dir + `, id ` + dir + ` LIMIT $1`
+	rows, err := s.db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, translate(err, "find users")
+	}
+	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*task.User, error) { return scanUser(r) })
+	if err != nil {
+		return nil, translate(err, "find users")
+	}
+	return paginate(users, limit, cur, "", func(u *task.User) task.Cursor {
+		return task.Cursor{Key: u.DateJoined.UTC().Format(time.RFC3339Nano), ID: u.ID}
+	}), nil
+}
+
+// CreateUser inserts u and fills in its generated fields.
+func (s *UserStore) CreateUser(ctx context.Context, u *task.User) error {
+	const q = `INSERT INTO users (username, email, password_hash, is_admin) VALUES ($1, $2, $3, $4)
+		RETURNING id, is_active, date_joined`
+	err := s.db.pool.QueryRow(ctx, q, u.Username, u.Email, u.PasswordHash, u.IsAdmin).Scan(&u.ID, &u.IsActive, &u.DateJoined)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return task.FieldError("username", "A user with that username already exists.")
+	}
+	return translate(err, "create user")
+}
+
+// UpdateUser changes an account's flags. Deactivating revokes the user's
+// sessions and API keys in the same transaction, so nothing of theirs keeps
+// working once it commits.
+func (s *UserStore) UpdateUser(ctx context.Context, id uuid.UUID, upd task.UserUpdate) (*task.User, error) {
+	var u *task.User
+	var revoked []uuid.UUID
+	err := s.db.tx(ctx, "update user", func(tx pgx.Tx) error {
+		const q = `UPDATE users SET is_active = COALESCE($2, is_active), is_admin = COALESCE($3, is_admin)
+			WHERE id = $1 RETURNING ` + userColumns
+		var err error
+		u, err = scanUser(tx.QueryRow(ctx, q, id, upd.IsActive, upd.IsAdmin))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return task.ErrNotFound
+		}
+		if err != nil || u.IsActive {
+			return err
+		}
+		if revoked, err = revokeSessions(ctx, tx, `user_id = $1`, id); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.db.revocations.add(revoked...)
+	return u, nil
+}
+
+// SetPassword stores a new password hash and revokes every other session.
+func (s *UserStore) SetPassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID) error {
+	var revoked []uuid.UUID
+	err := s.db.tx(ctx, "set password", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE id = $1`, id, hash)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return task.ErrNotFound
+		}
+		revoked, err = revokeSessions(ctx, tx, `user_id = $1 AND id <> $2`, id, keep)
+		return err
+	})
+	if err == nil {
+		s.db.revocations.add(revoked...)
+	}
+	return err
+}

@@ -1,0 +1,90 @@
+// Package task holds the domain of taskmanager: tasks, users, sessions, API
+// keys, the errors every layer speaks, and the request identity. It imports
+// nothing internal, so every other package can depend on it.
+package task
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. They are the public codes of the contract's error table; the
+// HTTP layer maps each to one status.
+const (
+	EBADREQUEST   = "bad_request"
+	EMALFORMED    = "malformed_json"
+	EINVALID      = "validation_failed"
+	EUNAUTHORIZED = "not_authenticated"
+	EINVALIDTOKEN = "invalid_token"
+	EFORBIDDEN    = "permission_denied"
+	ENOTFOUND     = "not_found"
+	EMETHOD       = "method_not_allowed"
+	ECONFLICT     = "conflict"
+	EPRECONDITION = "precondition_failed"
+	ETOOLARGE     = "payload_too_large"
+	EMEDIATYPE    = "unsupported_media_type"
+	ETHROTTLED    = "throttled"
+	EINTERNAL     = "internal_error"
+	EUNAVAILABLE  = "service_unavailable"
+)
+
+// Error is a failure a client may see. Message is a sentence safe to send;
+// Fields carries per-field messages on validation errors.
+type Error struct {
+	Code    string
+	Message string
+	Fields  map[string][]string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("task: %s: %s", e.Code, e.Message)
+}
+
+// Errorf returns an Error with the given code and formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldError returns a validation error for a single field.
+func FieldError(field, message string) *Error {
+	return &Error{Code: EINVALID, Message: "Invalid input.", Fields: map[string][]string{field: {message}}}
+}
+
+// ErrorCode returns the code of err, or EINTERNAL for anything that is not
+// an *Error: an unknown failure is never described to a client.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the client-safe message of err.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "Internal server error."
+}
+
+// ErrorFields returns the per-field messages of a validation error, or nil.
+func ErrorFields(err error) map[string][]string {
+	var e *Error
+	if errors.As(err, &e) && e.Code == EINVALID {
+		return e.Fields
+	}
+	return nil
+}
+
+// Common errors with fixed wording, so equal situations read the same.
+var (
+	ErrNotFound         = Errorf(ENOTFOUND, "Not found.")
+	ErrNotAuthenticated = Errorf(EUNAUTHORIZED, "Authentication credentials were not provided.")
+	ErrInvalidToken     = Errorf(EINVALIDTOKEN, "Given token not valid.")
+	ErrBadCredentials   = Errorf(EINVALIDTOKEN, "No active account found with the given credentials.")
+	ErrForbidden        = Errorf(EFORBIDDEN, "You do not have permission to perform this action.")
+	ErrUnavailable      = Errorf(EUNAVAILABLE, "Internal server error.") // the contract: 5xx bodies say only this
+	ErrPrecondition     = Errorf(EPRECONDITION, "The resource has changed since it was read.")
+)

@@ -1,0 +1,41 @@
+package task
+
+import (
+	"context"
+	"slices"
+
+	"github.com/google/uuid"
+)
+
+// Authentication schemes, as named in access logs.
+const (
+	SchemeBearer = "bearer"
+	SchemeAPIKey = "api_key"
+)
+
+// Identity is the authenticated caller of a request.
+type Identity struct {
+	UserID    uuid.UUID
+	SessionID uuid.UUID // zero for API keys
+	KeyID     uuid.UUID // zero for tokens
+	Scheme    string
+	Scopes    []string // nil means every scope (a user's own token)
+}
+
+// HasScope reports whether the identity may act within scope.
+func (id *Identity) HasScope(scope string) bool {
+	return id.Scopes == nil || slices.Contains(id.Scopes, scope)
+}
+
+type identityKey struct{}
+
+// NewContextWithIdentity returns a copy of ctx carrying id.
+func NewContextWithIdentity(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// IdentityFromContext returns the caller, or nil for an anonymous request.
+func IdentityFromContext(ctx context.Context) *Identity {
+	id, _ := ctx.Value(identityKey{}).(*Identity)
+	return id
+}

@@ -1,0 +1,72 @@
+package task
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// TaskStore persists tasks. Every method takes the owner's id and acts only
+// on that owner's rows: another user's task is ErrNotFound.
+type TaskStore interface {
+	FindTaskByID(ctx context.Context, ownerID, id uuid.UUID) (*Task, error)
+	FindTasks(ctx context.Context, f TaskFilter) (*Page[*Task], error)
+	CreateTask(ctx context.Context, t *Task) error
+	// UpdateTask applies upd and returns the new task; ErrPrecondition when
+	// upd.IfMatch does not match the stored version.
+	UpdateTask(ctx context.Context, ownerID, id uuid.UUID, upd TaskUpdate) (*Task, error)
+	DeleteTask(ctx context.Context, ownerID, id uuid.UUID, ifMatch IfMatch) error
+}
+
+// UserStore persists accounts.
+type UserStore interface {
+	FindUserByID(ctx context.Context, id uuid.UUID) (*User, error)
+	// FindUserByUsername matches case-insensitively.
+	FindUserByUsername(ctx context.Context, username string) (*User, error)
+	FindUsers(ctx context.Context, limit int, cursor *Cursor) (*Page[*User], error)
+	// CreateUser fails with a validation error on username when it is taken.
+	CreateUser(ctx context.Context, u *User) error
+	// UpdateUser changes the flags; deactivation revokes every session and
+	// key of the user in the same transaction.
+	UpdateUser(ctx context.Context, id uuid.UUID, upd UserUpdate) (*User, error)
+	// SetPassword stores a new hash and revokes every session but keep.
+	SetPassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID) error
+}
+
+// SessionStore persists logins and their rotating refresh tokens.
+type SessionStore interface {
+	// CreateSession records a login and its first refresh token hash.
+	CreateSession(ctx context.Context, s *Session, refreshHash []byte, refreshExpires time.Time) error
+	// RotateRefreshToken consumes oldHash and records newHash in its session,
+	// atomically: of concurrent calls with one oldHash at most one succeeds.
+	// A consumed token revokes its whole session and returns ErrTokenReused.
+	RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, newExpires time.Time) (*Session, error)
+	// RevokeSessionByRefreshToken logs out the session of a current refresh
+	// token; a consumed one revokes it too but returns ErrTokenReused.
+	RevokeSessionByRefreshToken(ctx context.Context, hash []byte) (*Session, error)
+	// FindSessions returns the user's live sessions, newest first.
+	FindSessions(ctx context.Context, userID uuid.UUID) ([]*Session, error)
+	RevokeSession(ctx context.Context, userID, id uuid.UUID) error
+	// RevokeSessions revokes every live session of the user but except.
+	RevokeSessions(ctx context.Context, userID, except uuid.UUID) error
+}
+
+// KeyStore persists API keys.
+type KeyStore interface {
+	CreateKey(ctx context.Context, k *APIKey) error
+	FindKeys(ctx context.Context, userID uuid.UUID) ([]*APIKey, error)
+	// FindKeyByPrefix returns a live key of an active user, or ErrNotFound.
+	FindKeyByPrefix(ctx context.Context, prefix string) (*APIKey, error)
+	TouchKey(ctx context.Context, id uuid.UUID) error
+	RevokeKey(ctx context.Context, userID, id uuid.UUID) error
+}
+
+// Revocations answers whether a session has been revoked, without a
+// database round trip in the common case.
+type Revocations interface {
+	IsRevoked(ctx context.Context, sessionID uuid.UUID) (bool, error)
+}
+
+// ErrTokenReused reports a refresh token presented after it was consumed.
+var ErrTokenReused = Errorf(EINVALIDTOKEN, "Given token not valid.")
