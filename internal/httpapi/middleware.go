@@ -201,30 +201,49 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) identify(ctx context.Context, header string) (*task.Identity, error) {
-	scheme, cred, ok := strings.Cut(header, " ")
-	cred = strings.TrimSpace(cred)
-	if !ok || cred == "" {
-		return nil, task.ErrInvalidToken
+// credential is what an Authorization header presents.
+type credential struct {
+	bearer bool // a JWT access token; otherwise an API key
+	value  string
+}
+
+// parseAuthorization reads "Bearer <jwt>", "Api-Key <key>" or "Token <key>"
+// (schemes are case-insensitive, RFC 9110 11.1).
+func parseAuthorization(header string) (credential, bool) {
+	scheme, value, ok := strings.Cut(strings.TrimSpace(header), " ")
+	value = strings.TrimSpace(value)
+	if !ok || value == "" || strings.ContainsAny(value, " \t") {
+		return credential{}, false
 	}
 	switch strings.ToLower(scheme) {
 	case "bearer":
-		tok, err := s.tokens.Verify(auth.Access, cred)
-		if err != nil {
-			return nil, task.ErrInvalidToken
-		}
-		revoked, err := s.deps.Revocations.IsRevoked(ctx, tok.SessionID)
-		if err != nil {
-			return nil, err
-		}
-		if revoked {
-			return nil, task.ErrInvalidToken
-		}
-		return &task.Identity{UserID: tok.UserID, SessionID: tok.SessionID, Scheme: task.SchemeBearer}, nil
+		return credential{bearer: true, value: value}, true
 	case "api-key", "token":
-		return s.identifyKey(ctx, cred)
+		return credential{value: value}, true
 	}
-	return nil, task.ErrInvalidToken
+	return credential{}, false
+}
+
+func (s *Server) identify(ctx context.Context, header string) (*task.Identity, error) {
+	cred, ok := parseAuthorization(header)
+	if !ok {
+		return nil, task.ErrInvalidToken
+	}
+	if !cred.bearer {
+		return s.identifyKey(ctx, cred.value)
+	}
+	tok, err := s.tokens.Verify(auth.Access, cred.value)
+	if err != nil {
+		return nil, task.ErrInvalidToken
+	}
+	revoked, err := s.deps.Revocations.IsRevoked(ctx, tok.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, task.ErrInvalidToken
+	}
+	return &task.Identity{UserID: tok.UserID, SessionID: tok.SessionID, Scheme: task.SchemeBearer}, nil
 }
 
 func (s *Server) identifyKey(ctx context.Context, key string) (*task.Identity, error) {

@@ -99,10 +99,11 @@ func (l *limiter) take(w http.ResponseWriter, r *http.Request, key string) bool 
 	return limited
 }
 
-// exceeded reports whether key has used its budget, without counting.
+// exceeded reports whether key has used its budget, without counting. It
+// rounds the way httprate's OnLimit does, so both agree on the boundary.
 func (l *limiter) exceeded(key string) bool {
-	under, _, err := l.rl.Status(key)
-	return err == nil && !under
+	_, rate, err := l.rl.Status(key)
+	return err == nil && int(math.Round(rate)) >= l.rate.Limit
 }
 
 // count adds one to key's budget.

@@ -46,6 +46,10 @@ func (r *Revocations) IsRevoked(ctx context.Context, sid uuid.UUID) (bool, error
 	return revoked, translate(err, "check revocation")
 }
 
+// Live reports whether the listener is connected, so checks are answered
+// from memory.
+func (r *Revocations) Live() bool { return r.live.Load() }
+
 // add records revocations this instance made itself, so it honours them
 // before its own NOTIFY comes back.
 func (r *Revocations) add(ids ...uuid.UUID) {

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acme/taskmanager/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func envFunc(env map[string]string) func(string) string { return func(k string) string { return env[k] } }
+
+// TestServeEndToEnd runs the binary's run on a free port against a real
+// database: migrate, createuser, serve, the README's walk-through, and a
+// clean exit on shutdown.
+func TestServeEndToEnd(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "server.log")
+	env := map[string]string{
+		"DATABASE_URL":    pgtest.URL(t),
+		"JWT_SIGNING_KEY": strings.Repeat("e2e-key-", 8),
+		"LISTEN_ADDR":     "127.0.0.1:0",
+		"LOG_FILE":        logFile,
+	}
+	ctx := context.Background()
+	var out, errOut lockedBuffer
+	if err := run(ctx, []string{"taskmanager", "migrate"}, envFunc(env), nil, &out, &errOut); err != nil {
+		t.Fatalf("migrate: %v; %s", err, errOut.String())
+	}
+	const adminPassword = "Admin-pass-phrase-2024"
+	if err := run(ctx, []string{"taskmanager", "createuser", "--username", "root", "--email", "root@example.com", "--admin"},
+		envFunc(env), strings.NewReader(adminPassword+"\n"), &out, &errOut); err != nil {
+		t.Fatalf("createuser: %v; %s", err, errOut.String())
+	}
+	if strings.Contains(out.String()+errOut.String(), adminPassword) {
+		t.Fatal("createuser printed the password")
+	}
+
+	serveCtx, stop := context.WithCancel(ctx)
+	var stdout, stderr lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(serveCtx, []string{"taskmanager", "serve"}, envFunc(env), nil, &stdout, &stderr) }()
+
+	addr := waitForAddr(t, &stdout, done)
+	base := "http://" + addr
+	call := func(method, path, token string, body any) (int, map[string]any) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			raw, _ := json.Marshal(body)
+			rd = bytes.NewReader(raw)
+		}
+		r, _ := http.NewRequest(method, base+path, rd)
+		if body != nil {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, v
+	}
+
+	if code, _ := call("GET", "/healthz", "", nil); code != 200 {
+		t.Fatalf("healthz = %d", code)
+	}
+	if code, _ := call("POST", "/api/register/", "", map[string]string{"username": "alice", "password": "correct-horse-battery-staple"}); code != 201 {
+		t.Fatalf("register = %d", code)
+	}
+	code, tok := call("POST", "/api/token/", "", map[string]string{"username": "alice", "password": "correct-horse-battery-staple"})
+	if code != 200 {
+		t.Fatalf("token = %d", code)
+	}
+	access, _ := tok["access"].(string)
+	if code, _ := call("POST", "/api/tasks/", access, map[string]string{"title": "Buy milk"}); code != 201 {
+		t.Fatalf("create task = %d", code)
+	}
+	code, list := call("GET", "/api/tasks/", access, nil)
+	if results, _ := list["results"].([]any); code != 200 || len(results) != 1 {
+		t.Fatalf("list = %d %v", code, list)
+	}
+	code, adminTok := call("POST", "/api/token/", "", map[string]string{"username": "root", "password": adminPassword})
+	if code != 200 {
+		t.Fatalf("admin login = %d", code)
+	}
+	if code, _ := call("GET", "/api/admin/users/", adminTok["access"].(string), nil); code != 200 {
+		t.Fatalf("createuser --admin made no admin: %d", code)
+	}
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v after shutdown, want nil", err)
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatal("serve did not stop within 25 s of shutdown")
+	}
+	logged, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(logged)), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Fatalf("LOG_FILE line is not JSON: %q", line)
+		}
+	}
+	if strings.Contains(string(logged), access) || strings.Contains(string(logged), "correct-horse") {
+		t.Fatal("LOG_FILE holds a token or password")
+	}
+}
+
+var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+
+func waitForAddr(t *testing.T, stdout *lockedBuffer, done chan error) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listening.FindStringSubmatch(stdout.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v\n%s", err, stdout.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve never logged its address:\n%s", stdout.String())
+	return ""
+}
+
+func TestConfigurationProblemsAreReportedOneLineEach(t *testing.T) {
+	env := map[string]string{"APP_ENV": "production", "CORS_ALLOW_ALL_ORIGINS": "true", "DATABASE_URL": "postgres://db/x"}
+	var stdout, stderr lockedBuffer
+	err := run(context.Background(), []string{"taskmanager", "serve"}, envFunc(env), nil, &stdout, &stderr)
+	if err == nil {
+		t.Fatal("production with CORS_ALLOW_ALL_ORIGINS and no signing key must refuse to start")
+	}
+	for _, name := range []string{"CORS_ALLOW_ALL_ORIGINS", "JWT_SIGNING_KEY", "ALLOWED_HOSTS"} {
+		n := 0
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if strings.Contains(line, name) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("stderr has %d lines naming %s, want 1:\n%s", n, name, stderr.String())
+		}
+	}
+	// check prints the same verdict without starting.
+	var checkErr lockedBuffer
+	if run(context.Background(), []string{"taskmanager", "check"}, envFunc(env), nil, &stdout, &checkErr) == nil ||
+		!strings.Contains(checkErr.String(), "CORS_ALLOW_ALL_ORIGINS") {
+		t.Fatalf("check must refuse the same configuration:\n%s", checkErr.String())
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"taskmanager", "version"}, envFunc(nil), nil, &out, &errOut); err != nil || !strings.HasPrefix(out.String(), "taskmanager ") {
+		t.Fatalf("version: %v %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"taskmanager", "bogus"}, envFunc(nil), nil, &out, &errOut); err == nil {
+		t.Fatal("an unknown command must fail")
+	}
+}
+
+func TestCreateUserRejectsWeakPassword(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": pgtest.URL(t)}
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"taskmanager", "createuser", "--username", "bob"}, envFunc(env),
+		strings.NewReader("password1234\n"), &out, &errOut)
+	if err == nil || !strings.Contains(fmt.Sprint(err), "too common") {
+		t.Fatalf("createuser with a common password: err = %v, want a 'too common' refusal", err)
+	}
+}

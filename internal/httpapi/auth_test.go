@@ -1,0 +1,291 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acme/taskmanager/internal/postgres"
+)
+
+func TestRegister(t *testing.T) {
+	e := newEnv(t, nil)
+	tests := []struct {
+		name  string
+		body  map[string]any
+		field string
+	}{
+		{"missing username", map[string]any{"password": "Sturdy-pass-phrase-42"}, "username"},
+		{"missing password", map[string]any{"username": "nopass"}, "password"},
+		{"short password", map[string]any{"username": "shorty", "password": "Sh0rt-pass!"}, "password"},
+		{"common password", map[string]any{"username": "commoner", "password": "password1234"}, "password"},
+		{"password is the username", map[string]any{"username": "samesame_long", "password": "samesame_long"}, "password"},
+		{"bad username", map[string]any{"username": "no spaces!", "password": "Sturdy-pass-phrase-42"}, "username"},
+		{"bad email", map[string]any{"username": "mailer", "password": "Sturdy-pass-phrase-42", "email": "not-an-email"}, "email"},
+		{"self-made admin", map[string]any{"username": "wannabe", "password": "Sturdy-pass-phrase-42", "is_admin": true}, "is_admin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.do(req{method: "POST", path: "/api/register/", body: tt.body}).fieldError(tt.field)
+		})
+	}
+
+	r := e.do(req{method: "POST", path: "/api/register/", body: map[string]any{
+		"username": "Alice", "password": "Sturdy-pass-phrase-42", "email": "alice@example.com"}}).status(http.StatusCreated)
+	if strings.Contains(r.Body.String(), "Sturdy") || strings.Contains(r.Body.String(), "hash") {
+		t.Fatalf("register answer leaks the password: %s", r.Body.String())
+	}
+	if cc := r.Header().Get("Cache-Control"); cc != "no-store" {
+		t.Fatalf("Cache-Control = %q, want no-store", cc)
+	}
+	got := decodeAs[userJSON](r)
+	if got.Username != "Alice" || got.Email != "alice@example.com" || got.IsAdmin {
+		t.Fatalf("registered user = %+v", got)
+	}
+	// Usernames are unique regardless of case.
+	e.do(req{method: "POST", path: "/api/register/", body: map[string]any{
+		"username": "alice", "password": "Another-sturdy-phrase-7"}}).fieldError("username")
+}
+
+func TestRegistrationCanBeSwitchedOff(t *testing.T) {
+	e := newEnv(t, map[string]string{"REGISTRATION_ENABLED": "false"})
+	e.do(req{method: "POST", path: "/api/register/", body: map[string]any{
+		"username": "closed", "password": "Sturdy-pass-phrase-42"}}).errorCode(http.StatusNotFound, "not_found")
+}
+
+func TestLoginFailuresAreIndistinguishable(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	wrong := e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": u.password + "x"}})
+	unknown := e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": "nobody_here", "password": u.password}})
+	a, b := wrong.errorCode(http.StatusUnauthorized, "invalid_token"), unknown.errorCode(http.StatusUnauthorized, "invalid_token")
+	if a.Error.Message != b.Error.Message {
+		t.Fatalf("messages differ: %q vs %q", a.Error.Message, b.Error.Message)
+	}
+	// Usernames match case-insensitively at login too.
+	e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": strings.ToUpper(u.username), "password": u.password}}).status(http.StatusOK)
+}
+
+func TestTokenShape(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	tok := e.login(u)
+	if tok.TokenType != "Bearer" || tok.ExpiresIn != 900 {
+		t.Fatalf("token_type %q expires_in %d, want Bearer 900", tok.TokenType, tok.ExpiresIn)
+	}
+	// An access token is not a refresh token, nor the other way round.
+	e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": tok.Access}}).errorCode(http.StatusUnauthorized, "invalid_token")
+	e.do(req{method: "GET", path: "/api/me/", auth: "Bearer " + tok.Refresh}).errorCode(http.StatusUnauthorized, "invalid_token")
+	e.do(req{method: "POST", path: "/api/token/verify/", body: map[string]string{"token": tok.Access}}).status(http.StatusOK)
+	e.do(req{method: "POST", path: "/api/token/verify/", body: map[string]string{"token": "not.a.token"}}).errorCode(http.StatusUnauthorized, "invalid_token")
+}
+
+func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	first := tokenPairJSON{Access: u.access, Refresh: u.refresh}
+	next := decodeAs[tokenRefreshJSON](e.do(req{method: "POST", path: "/api/token/refresh/",
+		body: map[string]string{"refresh": first.Refresh}}).status(http.StatusOK))
+	if next.Refresh == first.Refresh || next.Access == first.Access {
+		t.Fatal("refresh must rotate both tokens")
+	}
+	e.do(req{method: "GET", path: "/api/me/", auth: "Bearer " + next.Access}).status(http.StatusOK)
+
+	// The consumed token comes back: the whole session dies.
+	e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": first.Refresh}}).errorCode(http.StatusUnauthorized, "invalid_token")
+	e.do(req{method: "GET", path: "/api/me/", auth: "Bearer " + next.Access}).errorCode(http.StatusUnauthorized, "invalid_token")
+	e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": next.Refresh}}).errorCode(http.StatusUnauthorized, "invalid_token")
+	if !strings.Contains(e.logBuf.String(), `"event":"token_reuse_detected"`) {
+		t.Fatal("reuse must be logged as a token_reuse_detected event")
+	}
+}
+
+// TestRefreshRace: many clients refresh one token at once; at most one
+// wins, and the family is dead afterwards (the losers look like reuse).
+func TestRefreshRace(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	const n = 30
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": u.refresh}}).Code
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusOK:
+			wins++
+		case http.StatusUnauthorized:
+		default:
+			t.Fatalf("refresh answered %d, want 200 or 401", c)
+		}
+	}
+	if wins > 1 {
+		t.Fatalf("%d concurrent refreshes of one token succeeded, want at most 1", wins)
+	}
+	e.do(req{method: "GET", path: "/api/me/", auth: u.bearer()}).errorCode(http.StatusUnauthorized, "invalid_token")
+}
+
+// TestRevocationKillsAccessTokens: each way of ending sessions makes the
+// affected access tokens fail at once, and spares the others.
+func TestRevocationKillsAccessTokens(t *testing.T) {
+	e := newEnv(t, nil)
+	me := func(tok string) int { return e.do(req{method: "GET", path: "/api/me/", auth: "Bearer " + tok}).Code }
+
+	t.Run("logout", func(t *testing.T) {
+		u := e.newUser()
+		a := e.login(u)
+		b := e.login(u)
+		e.do(req{method: "POST", path: "/api/token/blacklist/", body: map[string]string{"refresh": a.Refresh}}).status(http.StatusOK)
+		if got := me(a.Access); got != http.StatusUnauthorized {
+			t.Fatalf("logged-out access token: status = %d, want 401", got)
+		}
+		if got := me(b.Access); got != http.StatusOK {
+			t.Fatalf("other session: status = %d, want 200", got)
+		}
+	})
+	t.Run("logout all", func(t *testing.T) {
+		u := e.newUser()
+		a := e.login(u)
+		b := e.login(u)
+		e.do(req{method: "POST", path: "/api/logout/all/", auth: "Bearer " + a.Access}).status(http.StatusNoContent)
+		for _, tok := range []string{a.Access, b.Access} {
+			if got := me(tok); got != http.StatusUnauthorized {
+				t.Fatalf("after logout-all: status = %d, want 401", got)
+			}
+		}
+		e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": b.Refresh}}).errorCode(http.StatusUnauthorized, "invalid_token")
+	})
+	t.Run("password change", func(t *testing.T) {
+		u := e.newUser()
+		a := e.login(u)
+		b := e.login(u)
+		e.do(req{method: "POST", path: "/api/me/password/", auth: "Bearer " + a.Access,
+			body: map[string]string{"current_password": "wrong-current-pass", "new_password": "Brand-new-phrase-99"}}).fieldError("current_password")
+		e.do(req{method: "POST", path: "/api/me/password/", auth: "Bearer " + a.Access,
+			body: map[string]string{"current_password": u.password, "new_password": "short"}}).fieldError("new_password")
+		if got := me(b.Access); got != http.StatusOK {
+			t.Fatalf("rejected changes must revoke nothing: status = %d", got)
+		}
+		e.do(req{method: "POST", path: "/api/me/password/", auth: "Bearer " + a.Access,
+			body: map[string]string{"current_password": u.password, "new_password": "Brand-new-phrase-99"}}).status(http.StatusNoContent)
+		if got := me(b.Access); got != http.StatusUnauthorized {
+			t.Fatalf("other session after password change: status = %d, want 401", got)
+		}
+		if got := me(a.Access); got != http.StatusOK {
+			t.Fatalf("the changing session: status = %d, want 200", got)
+		}
+		e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": u.password}}).status(http.StatusUnauthorized)
+		u.password = "Brand-new-phrase-99"
+		e.login(u)
+	})
+	t.Run("session delete", func(t *testing.T) {
+		u := e.newUser()
+		phone := e.login(u)
+		laptop := e.login(u)
+		list := decodeAs[listJSON[sessionJSON]](e.do(req{method: "GET", path: "/api/sessions/", auth: "Bearer " + laptop.Access}).status(http.StatusOK))
+		if len(list.Results) != 3 { // newUser's login, phone, laptop
+			t.Fatalf("sessions = %d, want 3", len(list.Results))
+		}
+		var phoneID string
+		current := 0
+		for _, s := range list.Results {
+			if s.Current {
+				current++
+			}
+		}
+		if current != 1 {
+			t.Fatalf("%d sessions marked current, want 1", current)
+		}
+		// The phone's session is the one its own listing marks current.
+		for _, s := range decodeAs[listJSON[sessionJSON]](e.do(req{method: "GET", path: "/api/sessions/", auth: "Bearer " + phone.Access})).Results {
+			if s.Current {
+				phoneID = s.ID.String()
+			}
+		}
+		other := e.newUser()
+		e.do(req{method: "DELETE", path: "/api/sessions/" + phoneID + "/", auth: other.bearer()}).errorCode(http.StatusNotFound, "not_found")
+		e.do(req{method: "DELETE", path: "/api/sessions/" + phoneID + "/", auth: "Bearer " + laptop.Access}).status(http.StatusNoContent)
+		if got := me(phone.Access); got != http.StatusUnauthorized {
+			t.Fatalf("deleted session: status = %d, want 401", got)
+		}
+		if got := me(laptop.Access); got != http.StatusOK {
+			t.Fatalf("remaining session: status = %d, want 200", got)
+		}
+	})
+	t.Run("deactivation", func(t *testing.T) {
+		admin := e.newAdmin()
+		u := e.newUser()
+		key := e.newKey(u, "tasks:read")
+		e.do(req{method: "PATCH", path: "/api/admin/users/" + u.id + "/", auth: admin.bearer(),
+			body: map[string]any{"is_active": false}}).status(http.StatusOK)
+		if got := me(u.access); got != http.StatusUnauthorized {
+			t.Fatalf("deactivated user's access token: status = %d, want 401", got)
+		}
+		e.do(req{method: "GET", path: "/api/tasks/", auth: "Api-Key " + key}).errorCode(http.StatusUnauthorized, "invalid_token")
+		e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": u.refresh}}).errorCode(http.StatusUnauthorized, "invalid_token")
+		e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": u.password}}).errorCode(http.StatusUnauthorized, "invalid_token")
+	})
+}
+
+// TestRevocationReachesAnotherInstance: two servers with their own pools
+// and caches on one database, as two processes would be; a logout on one
+// is honoured by the other within a second.
+func TestRevocationReachesAnotherInstance(t *testing.T) {
+	e1 := newEnv(t, nil)
+	db2, err := postgres.Open(context.Background(), e1.dsn, postgres.Options{TokenTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db2.Close)
+	e2 := newEnvOn(t, db2, e1.dsn, nil)
+
+	u := e1.newUser()
+	e2.do(req{method: "GET", path: "/api/me/", auth: u.bearer()}).status(http.StatusOK)
+	e1.do(req{method: "POST", path: "/api/logout/all/", auth: u.bearer()}).status(http.StatusNoContent)
+	start := time.Now()
+	for e2.do(req{method: "GET", path: "/api/me/", auth: u.bearer()}).Code != http.StatusUnauthorized {
+		if time.Since(start) > time.Second {
+			t.Fatal("the second instance still accepts the revoked token after 1 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestAdminRequiresAdmin(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	e.do(req{method: "GET", path: "/api/admin/users/"}).errorCode(http.StatusUnauthorized, "not_authenticated")
+	e.do(req{method: "GET", path: "/api/admin/users/", auth: u.bearer()}).errorCode(http.StatusForbidden, "permission_denied")
+	e.do(req{method: "PATCH", path: "/api/admin/users/" + u.id + "/", auth: u.bearer(), body: map[string]any{"is_admin": true}}).errorCode(http.StatusForbidden, "permission_denied")
+
+	admin := e.newAdmin()
+	page := decodeAs[pageJSON[adminUserJSON]](e.do(req{method: "GET", path: "/api/admin/users/?limit=1", auth: admin.bearer()}).status(http.StatusOK))
+	if len(page.Results) != 1 || page.Next == nil {
+		t.Fatalf("limit=1 over 2 users: %d results, next %v", len(page.Results), page.Next)
+	}
+	e.do(req{method: "PATCH", path: "/api/admin/users/" + admin.id + "/", auth: admin.bearer(), body: map[string]any{"is_active": false}}).errorCode(http.StatusConflict, "conflict")
+	// Promotion takes effect at once, without a new login.
+	e.do(req{method: "PATCH", path: "/api/admin/users/" + u.id + "/", auth: admin.bearer(), body: map[string]any{"is_admin": true}}).status(http.StatusOK)
+	e.do(req{method: "GET", path: "/api/admin/users/", auth: u.bearer()}).status(http.StatusOK)
+}
+
+// newAdmin makes a user and promotes it in the database, as createuser --admin does.
+func (e *testEnv) newAdmin() *user {
+	e.t.Helper()
+	u := e.newUser()
+	t := true
+	if _, err := e.db.Users().UpdateUser(context.Background(), mustUUID(e.t, u.id), taskUserUpdate(&t)); err != nil {
+		e.t.Fatal(err)
+	}
+	return u
+}

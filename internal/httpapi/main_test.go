@@ -1,0 +1,243 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acme/taskmanager/internal/config"
+	"github.com/acme/taskmanager/internal/pgtest"
+	"github.com/acme/taskmanager/internal/postgres"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// testEnv is a server on its own migrated database.
+type testEnv struct {
+	t      testing.TB
+	srv    *Server
+	db     *postgres.DB
+	dsn    string
+	cfg    *config.Config
+	logBuf *syncBuffer
+	ip     atomic.Uint32
+}
+
+// testConfig is the contract's defaults, as the server reads them from an
+// empty environment plus a signing key and a database.
+func testConfig(t testing.TB, env map[string]string) *config.Config {
+	t.Helper()
+	base := map[string]string{
+		"DATABASE_URL":         "postgres://unused",
+		"JWT_SIGNING_KEY":      strings.Repeat("k", 64),
+		"CORS_ALLOWED_ORIGINS": "http://localhost:3000",
+	}
+	for k, v := range env {
+		base[k] = v
+	}
+	cfg, err := config.Load(func(k string) string { return base[k] }, "serve")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// newEnv starts a server on a fresh database; env overrides configuration.
+func newEnv(t testing.TB, env map[string]string) *testEnv {
+	t.Helper()
+	db, dsn := pgtest.Open(t)
+	return newEnvOn(t, db, dsn, env)
+}
+
+// newEnvOn starts a server on an existing database, as a second instance would.
+func newEnvOn(t testing.TB, db *postgres.DB, dsn string, env map[string]string) *testEnv {
+	t.Helper()
+	cfg := testConfig(t, env)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go db.Revocations().Run(ctx)
+	buf := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := NewServer(cfg, log, Deps{Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
+		Revocations: db.Revocations(), Ping: db.Ping})
+	e := &testEnv{t: t, srv: srv, db: db, dsn: dsn, cfg: cfg, logBuf: buf}
+	waitFor(t, func() bool { return db.Revocations().Live() }, "revocation listener")
+	return e
+}
+
+func waitFor(t testing.TB, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// req is one request to the server. Each request comes from a new client
+// IP unless ip is set, so anonymous budgets never interfere.
+type req struct {
+	method, path string
+	body         any // marshalled as JSON unless a []byte or string
+	auth         string
+	headers      map[string]string
+	ip           string
+}
+
+type resp struct {
+	*httptest.ResponseRecorder
+	t testing.TB
+}
+
+func (e *testEnv) do(r req) *resp {
+	e.t.Helper()
+	var body io.Reader
+	switch b := r.body.(type) {
+	case nil:
+	case []byte:
+		body = bytes.NewReader(b)
+	case string:
+		body = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		body = bytes.NewReader(raw)
+	}
+	hr := httptest.NewRequest(r.method, r.path, body)
+	if r.body != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if r.auth != "" {
+		hr.Header.Set("Authorization", r.auth)
+	}
+	for k, v := range r.headers {
+		if k == "Host" {
+			hr.Host = v // net/http keeps Host out of the header map
+		}
+		hr.Header.Set(k, v)
+	}
+	ip := r.ip
+	if ip == "" {
+		n := e.ip.Add(1)
+		ip = fmt.Sprintf("10.%d.%d.%d", n>>16&255, n>>8&255, n&255)
+	}
+	hr.RemoteAddr = ip + ":40000"
+	w := httptest.NewRecorder()
+	e.srv.ServeHTTP(w, hr)
+	return &resp{w, e.t}
+}
+
+// status fails the test unless the answer has the wanted status.
+func (r *resp) status(want int) *resp {
+	r.t.Helper()
+	if r.Code != want {
+		r.t.Fatalf("status = %d, want %d; body %s", r.Code, want, r.Body.String())
+	}
+	return r
+}
+
+// json decodes the body into a fresh value of type T.
+func decodeAs[T any](r *resp) T {
+	r.t.Helper()
+	var v T
+	if err := json.Unmarshal(r.Body.Bytes(), &v); err != nil {
+		r.t.Fatalf("decode %q: %v", r.Body.String(), err)
+	}
+	return v
+}
+
+type apiError struct {
+	Error struct {
+		Code      string              `json:"code"`
+		Message   string              `json:"message"`
+		Fields    map[string][]string `json:"fields"`
+		RequestID string              `json:"request_id"`
+	} `json:"error"`
+}
+
+// errorCode asserts the error status and code and returns the error.
+func (r *resp) errorCode(status int, code string) apiError {
+	r.t.Helper()
+	r.status(status)
+	e := decodeAs[apiError](r)
+	if e.Error.Code != code {
+		r.t.Fatalf("error code = %q, want %q; body %s", e.Error.Code, code, r.Body.String())
+	}
+	if e.Error.RequestID == "" || e.Error.RequestID != r.Header().Get("X-Request-ID") {
+		r.t.Fatalf("request_id %q must equal X-Request-ID %q", e.Error.RequestID, r.Header().Get("X-Request-ID"))
+	}
+	return e
+}
+
+// fieldError asserts a validation error on field.
+func (r *resp) fieldError(field string) {
+	r.t.Helper()
+	e := r.errorCode(http.StatusBadRequest, "validation_failed")
+	if len(e.Error.Fields[field]) == 0 {
+		r.t.Fatalf("want a field error on %q, got %v", field, e.Error.Fields)
+	}
+}
+
+// user is a registered, logged-in account.
+type user struct {
+	id, username, password string
+	access, refresh        string
+}
+
+func (u *user) bearer() string { return "Bearer " + u.access }
+
+var userSeq atomic.Uint64
+
+// newUser registers and logs in a fresh user.
+func (e *testEnv) newUser() *user {
+	e.t.Helper()
+	u := &user{username: fmt.Sprintf("user%d_%d", time.Now().UnixNano()%1e9, userSeq.Add(1)), password: "Sturdy-pass-phrase-42"}
+	got := decodeAs[userJSON](e.do(req{method: "POST", path: "/api/register/",
+		body: map[string]string{"username": u.username, "password": u.password}}).status(http.StatusCreated))
+	u.id = got.ID.String()
+	e.login(u)
+	return u
+}
+
+// login opens a new session for u and keeps its tokens.
+func (e *testEnv) login(u *user) tokenPairJSON {
+	e.t.Helper()
+	tok := decodeAs[tokenPairJSON](e.do(req{method: "POST", path: "/api/token/",
+		body: map[string]string{"username": u.username, "password": u.password}}).status(http.StatusOK))
+	u.access, u.refresh = tok.Access, tok.Refresh
+	return tok
+}
+
+// syncBuffer is a log sink tests can read while the server writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// freshWindow waits out the current minute when it is nearly over, so a
+// burst is counted within one wall-clock window.
+func freshWindow(t testing.TB) {
+	t.Helper()
+	if left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)); left < 5*time.Second {
+		time.Sleep(left + 50*time.Millisecond)
+	}
+}
+
+// TestThrottleExactUnderConcurrency: 200 requests of one user race; exactly
+// the limit pass.
+func TestThrottleExactUnderConcurrency(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	freshWindow(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[int]int{}
+	for range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := e.do(req{method: "GET", path: "/api/tasks/", auth: u.bearer()}).Code
+			mu.Lock()
+			counts[c]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if counts[http.StatusOK] != 100 || counts[http.StatusTooManyRequests] != 100 {
+		t.Fatalf("statuses = %v, want exactly 100 x 200 and 100 x 429", counts)
+	}
+}
+
+func TestThrottleAnonymousThenHeaders(t *testing.T) {
+	e := newEnv(t, nil)
+	freshWindow(t)
+	const ip = "192.0.2.10"
+	e.do(req{method: "GET", path: "/api/tasks/", ip: ip}).errorCode(http.StatusUnauthorized, "not_authenticated")
+	r := e.do(req{method: "GET", path: "/api/tasks/", ip: ip})
+	if got := r.Header().Get("X-RateLimit-Limit"); got != "50" {
+		t.Fatalf("X-RateLimit-Limit = %q, want 50", got)
+	}
+	if got := r.Header().Get("RateLimit-Policy"); got != `"anon";q=50;w=60` {
+		t.Fatalf("RateLimit-Policy = %q", got)
+	}
+	n := 3
+	for ; n <= 60; n++ {
+		r = e.do(req{method: "GET", path: "/api/tasks/", ip: ip})
+		if r.Code == http.StatusTooManyRequests {
+			break
+		}
+		r.errorCode(http.StatusUnauthorized, "not_authenticated")
+	}
+	if n != 51 {
+		t.Fatalf("the 429 came on request %d, want 51", n)
+	}
+	r.errorCode(http.StatusTooManyRequests, "throttled")
+	ra, err := strconv.Atoi(r.Header().Get("Retry-After"))
+	left := time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)).Seconds()
+	if err != nil || ra < 1 || float64(ra) > left+3 {
+		t.Fatalf("Retry-After = %q, want the seconds to the window's end (%.0f)", r.Header().Get("Retry-After"), left)
+	}
+	// Another client is not affected.
+	e.do(req{method: "GET", path: "/api/tasks/", ip: "192.0.2.11"}).errorCode(http.StatusUnauthorized, "not_authenticated")
+}
+
+func TestThrottleClientIP(t *testing.T) {
+	e := newEnv(t, map[string]string{"RATE_LIMIT_ANON": "2/minute", "TRUSTED_PROXIES": "10.99.0.0/16"})
+	freshWindow(t)
+	spoof := func(ip, xff string) int {
+		return e.do(req{method: "GET", path: "/api/tasks/", ip: ip, headers: map[string]string{"X-Forwarded-For": xff}}).Code
+	}
+	// From an untrusted peer, X-Forwarded-For changes nothing.
+	for i, want := range []int{401, 401, 429} {
+		if got := spoof("192.0.2.20", "203.0.113."+strconv.Itoa(i+1)); got != want {
+			t.Fatalf("untrusted request %d: status = %d, want %d", i+1, got, want)
+		}
+	}
+	// Behind a trusted proxy, the right-most untrusted entry is the client.
+	for i := range 3 {
+		if got := spoof("10.99.0.1", "198.51.100.7, 203.0.113."+strconv.Itoa(50+i)); got != http.StatusUnauthorized {
+			t.Fatalf("proxied client %d: status = %d, want 401 (own budget)", i, got)
+		}
+	}
+	// A client cannot hide behind a spoofed left-most entry.
+	for i, want := range []int{401, 401, 429} {
+		if got := spoof("10.99.0.1", "1.2.3."+strconv.Itoa(i)+", 203.0.113.99"); got != want {
+			t.Fatalf("spoofed left entry %d: status = %d, want %d", i+1, got, want)
+		}
+	}
+}
+
+func TestLoginThrottledPerUsername(t *testing.T) {
+	e := newEnv(t, map[string]string{"RATE_LIMIT_LOGIN": "3/minute"})
+	u := e.newUser()
+	freshWindow(t)
+	for range 3 {
+		e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": "Wrong-password-123"}}).
+			errorCode(http.StatusUnauthorized, "invalid_token")
+	}
+	// Each attempt came from a new IP; the username's budget is what ran out.
+	e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": u.password}}).
+		errorCode(http.StatusTooManyRequests, "throttled")
+	other := e.newUser()
+	e.login(other)
+}
+
+func TestPreflightIsNeverThrottled(t *testing.T) {
+	e := newEnv(t, map[string]string{"RATE_LIMIT_ANON": "2/minute"})
+	freshWindow(t)
+	const ip = "192.0.2.30"
+	for i := range 10 {
+		r := e.do(req{method: "OPTIONS", path: "/api/tasks/", ip: ip, headers: map[string]string{
+			"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+			"Access-Control-Request-Headers": "authorization, content-type, if-match, idempotency-key, x-request-id"}})
+		if r.Code != http.StatusOK && r.Code != http.StatusNoContent || r.Header().Get("Access-Control-Allow-Origin") != "http://localhost:3000" {
+			t.Fatalf("preflight %d: status %d, allow-origin %q", i, r.Code, r.Header().Get("Access-Control-Allow-Origin"))
+		}
+	}
+	e.do(req{method: "GET", path: "/api/tasks/", ip: ip}).errorCode(http.StatusUnauthorized, "not_authenticated")
+}
