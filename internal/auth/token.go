@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,32 +43,71 @@ type Token struct {
 	ExpiresAt time.Time
 }
 
-// TokenConfig configures a Tokens.
+// TokenConfig configures a Tokens. With PrivateKey set, tokens are signed
+// with Ed25519 (and the public keys published as a JWKS); otherwise with
+// HS256 and Key. The Previous* keys only verify: they keep tokens signed
+// before a key rotation valid until they expire.
 type TokenConfig struct {
-	Key        []byte
-	Issuer     string
-	Audience   string
-	AccessTTL  time.Duration
-	RefreshTTL time.Duration
+	Key                []byte
+	PrivateKey         ed25519.PrivateKey
+	PreviousKeys       [][]byte
+	PreviousPublicKeys []ed25519.PublicKey
+	Issuer             string
+	Audience           string
+	AccessTTL          time.Duration
+	RefreshTTL         time.Duration
 }
 
-// Tokens issues and verifies HS256 JWTs with the issuer, audience and
-// algorithm pinned. Keys live in a ring indexed by kid; the header's kid
-// only ever selects from it.
+// ringKey is one key of the ring, bound to its one algorithm.
+type ringKey struct {
+	method jwt.SigningMethod
+	verify any // []byte or ed25519.PublicKey
+	public ed25519.PublicKey
+}
+
+// Tokens issues and verifies JWTs with the issuer, audience and algorithm
+// pinned. Keys live in a ring indexed by kid; a token's kid only ever
+// selects from it, and each key accepts only its own algorithm.
 type Tokens struct {
 	cfg     TokenConfig
 	kid     string
-	ring    map[string][]byte
+	sign    any
+	method  jwt.SigningMethod
+	ring    map[string]ringKey
 	parsers map[Kind]*jwt.Parser
 }
 
-// NewTokens returns a Tokens signing with cfg.Key.
+// NewTokens returns a Tokens for cfg.
 func NewTokens(cfg TokenConfig) *Tokens {
-	kid := KeyID(cfg.Key)
-	t := &Tokens{cfg: cfg, kid: kid, ring: map[string][]byte{kid: cfg.Key}, parsers: map[Kind]*jwt.Parser{}}
+	t := &Tokens{cfg: cfg, ring: map[string]ringKey{}, parsers: map[Kind]*jwt.Parser{}}
+	addHMAC := func(k []byte) string {
+		kid := KeyID(k)
+		t.ring[kid] = ringKey{method: jwt.SigningMethodHS256, verify: k}
+		return kid
+	}
+	addEd := func(pub ed25519.PublicKey) string {
+		kid := Thumbprint(pub)
+		t.ring[kid] = ringKey{method: jwt.SigningMethodEdDSA, verify: pub, public: pub}
+		return kid
+	}
+	if cfg.PrivateKey != nil {
+		t.kid, t.sign, t.method = addEd(cfg.PrivateKey.Public().(ed25519.PublicKey)), cfg.PrivateKey, jwt.SigningMethodEdDSA
+	} else {
+		t.kid, t.sign, t.method = addHMAC(cfg.Key), cfg.Key, jwt.SigningMethodHS256
+	}
+	for _, k := range cfg.PreviousKeys {
+		addHMAC(k)
+	}
+	for _, k := range cfg.PreviousPublicKeys {
+		addEd(k)
+	}
+	algs := []string{}
+	for _, k := range t.ring {
+		algs = append(algs, k.method.Alg())
+	}
 	for _, k := range []Kind{Access, Refresh} {
 		t.parsers[k] = jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+			jwt.WithValidMethods(algs),
 			jwt.WithIssuer(cfg.Issuer),
 			jwt.WithAudience(cfg.Audience),
 			jwt.WithExpirationRequired(),
@@ -77,10 +118,39 @@ func NewTokens(cfg TokenConfig) *Tokens {
 	return t
 }
 
-// KeyID names a key without revealing it.
+// KeyID names an HMAC key without revealing it.
 func KeyID(key []byte) string {
 	sum := sha256.Sum256(append([]byte("taskmanager kid:"), key...))
 	return hex.EncodeToString(sum[:8])
+}
+
+// Thumbprint is the RFC 7638 JWK thumbprint of an Ed25519 public key.
+func Thumbprint(pub ed25519.PublicKey) string {
+	canonical := `{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
+	sum := sha256.Sum256([]byte(canonical))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// JWK is a public key as /.well-known/jwks.json lists it.
+type JWK struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+}
+
+// PublicKeys returns the ring's public keys: none when tokens are HMAC-signed.
+func (t *Tokens) PublicKeys() []JWK {
+	out := []JWK{}
+	for kid, k := range t.ring {
+		if k.public != nil {
+			out = append(out, JWK{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(k.public),
+				Kid: kid, Alg: "EdDSA", Use: "sig"})
+		}
+	}
+	return out
 }
 
 // TTL returns the lifetime of tokens of kind k.
@@ -105,10 +175,10 @@ func (t *Tokens) Issue(k Kind, userID, sessionID uuid.UUID, now time.Time) (stri
 		},
 		SessionID: sessionID.String(),
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	tok := jwt.NewWithClaims(t.method, claims)
 	tok.Header["typ"] = string(k)
 	tok.Header["kid"] = t.kid
-	s, err := tok.SignedString(t.ring[t.kid])
+	s, err := tok.SignedString(t.sign)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("auth: sign token: %w", err)
 	}
@@ -125,10 +195,10 @@ func (t *Tokens) Verify(k Kind, raw string) (*Token, error) {
 		}
 		kid, _ := tok.Header["kid"].(string)
 		key, ok := t.ring[kid]
-		if !ok {
+		if !ok || tok.Method.Alg() != key.method.Alg() {
 			return nil, ErrInvalidToken
 		}
-		return key, nil
+		return key.verify, nil
 	})
 	if err != nil || !tok.Valid {
 		return nil, ErrInvalidToken

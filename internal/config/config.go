@@ -3,9 +3,13 @@
 package config
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net/netip"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -20,11 +24,14 @@ type Config struct {
 	DatabaseURL string
 	RedisURL    string
 
-	JWTSigningKey   []byte
-	JWTIssuer       string
-	JWTAudience     string
-	AccessTokenTTL  time.Duration
-	RefreshTokenTTL time.Duration
+	JWTSigningKey          []byte
+	JWTPrivateKey          ed25519.PrivateKey  // from JWT_PRIVATE_KEY_FILE; signs with EdDSA when set
+	JWTPreviousSigningKeys [][]byte            // verify only, after a rotation
+	JWTPreviousPublicKeys  []ed25519.PublicKey // verify only, after a rotation
+	JWTIssuer              string
+	JWTAudience            string
+	AccessTokenTTL         time.Duration
+	RefreshTokenTTL        time.Duration
 
 	LogLevel string
 	LogFile  string
@@ -103,6 +110,17 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 	if key := getenv("JWT_SIGNING_KEY"); key != "" {
 		c.JWTSigningKey = []byte(key)
 	}
+	for _, k := range r.list("JWT_PREVIOUS_SIGNING_KEYS") {
+		c.JWTPreviousSigningKeys = append(c.JWTPreviousSigningKeys, []byte(k))
+	}
+	if path := r.str("JWT_PRIVATE_KEY_FILE", ""); path != "" {
+		c.JWTPrivateKey = r.privateKey("JWT_PRIVATE_KEY_FILE", path)
+	}
+	for _, path := range r.list("JWT_PREVIOUS_PUBLIC_KEY_FILES") {
+		if k := r.publicKey("JWT_PREVIOUS_PUBLIC_KEY_FILES", path); k != nil {
+			c.JWTPreviousPublicKeys = append(c.JWTPreviousPublicKeys, k)
+		}
+	}
 
 	if need == "serve" || need == "migrate" || need == "createuser" {
 		if c.DatabaseURL == "" {
@@ -122,10 +140,16 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 
 func (c *Config) checkServe(r *reader) {
 	switch {
+	case c.JWTPrivateKey != nil:
 	case len(c.JWTSigningKey) == 0:
-		r.problem("JWT_SIGNING_KEY is required (at least 32 bytes; generate one with: openssl rand -hex 32)")
+		r.problem("JWT_SIGNING_KEY is required (at least 32 bytes; generate one with: openssl rand -hex 32), or JWT_PRIVATE_KEY_FILE for Ed25519")
 	case len(c.JWTSigningKey) < minSigningKeyBytes:
 		r.problem(fmt.Sprintf("JWT_SIGNING_KEY is too short: %d bytes, at least %d needed", len(c.JWTSigningKey), minSigningKeyBytes))
+	}
+	for _, k := range c.JWTPreviousSigningKeys {
+		if len(k) < minSigningKeyBytes {
+			r.problem(fmt.Sprintf("JWT_PREVIOUS_SIGNING_KEYS: a key is too short: %d bytes, at least %d needed", len(k), minSigningKeyBytes))
+		}
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		r.problem("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
@@ -256,6 +280,46 @@ func (r *reader) prefixes(name string) []netip.Prefix {
 		out = append(out, p.Masked())
 	}
 	return out
+}
+
+func (r *reader) pemBlock(name, path string) []byte {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		r.problem(fmt.Sprintf("%s: cannot read %s", name, path))
+		return nil
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		r.problem(fmt.Sprintf("%s: %s holds no PEM block", name, path))
+		return nil
+	}
+	return block.Bytes
+}
+
+func (r *reader) privateKey(name, path string) ed25519.PrivateKey {
+	der := r.pemBlock(name, path)
+	if der == nil {
+		return nil
+	}
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if k, ok := key.(ed25519.PrivateKey); err == nil && ok {
+		return k
+	}
+	r.problem(fmt.Sprintf("%s: %s is not a PKCS #8 Ed25519 private key (openssl genpkey -algorithm ed25519)", name, path))
+	return nil
+}
+
+func (r *reader) publicKey(name, path string) ed25519.PublicKey {
+	der := r.pemBlock(name, path)
+	if der == nil {
+		return nil
+	}
+	key, err := x509.ParsePKIXPublicKey(der)
+	if k, ok := key.(ed25519.PublicKey); err == nil && ok {
+		return k
+	}
+	r.problem(fmt.Sprintf("%s: %s is not an Ed25519 public key", name, path))
+	return nil
 }
 
 var ratePeriods = map[string]time.Duration{

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/task"
 )
 
@@ -29,6 +30,15 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.encode(w, http.StatusOK, statusJSON{"ok"})
+}
+
+// handleJWKS handles GET /.well-known/jwks.json: the public keys that
+// verify tokens, for clients and gateways that check them themselves.
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	s.encode(w, http.StatusOK, struct {
+		Keys []auth.JWK `json:"keys"`
+	}{s.tokens.PublicKeys()})
 }
 
 // wrapped gives cause the client-facing meaning of public.

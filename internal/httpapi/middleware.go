@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -145,6 +146,24 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 			}
 		}
 		s.error(w, r, task.Errorf(task.EBADREQUEST, "Invalid Host header."))
+	})
+}
+
+// redirectToHTTPS sends plain-HTTP requests a 308 to the same URL over
+// https when SECURE_SSL_REDIRECT is on (308 keeps the method and body).
+// Health probes are exempt: load balancers call them over plain HTTP.
+func (s *Server) redirectToHTTPS(next http.Handler) http.Handler {
+	if !s.cfg.SecureSSLRedirect {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := strings.TrimSuffix(r.URL.Path, "/"); info(r.Context()).secure || p == "/healthz" || p == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		target := url.URL{Scheme: "https", Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+		w.Header().Set("Location", target.String())
+		w.WriteHeader(http.StatusPermanentRedirect)
 	})
 }
 

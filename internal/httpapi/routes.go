@@ -14,12 +14,13 @@ import (
 func (s *Server) routes() {
 	r := s.router
 	r.Use(middleware.StripSlashes, s.requestID, s.accessLog, s.recoverer, s.securityHeaders,
-		s.checkHost, s.cors(), middleware.GetHead)
+		s.checkHost, s.redirectToHTTPS, s.cors(), middleware.GetHead)
 	r.NotFound(s.handleNotFound)
 	r.MethodNotAllowed(s.handleMethodNotAllowed)
 
 	r.Get("/healthz", s.handleHealth)
 	r.Get("/readyz", s.handleReady)
+	r.Get("/.well-known/jwks.json", s.handleJWKS)
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.noStore, s.authenticate, s.throttle.middleware(s))
