@@ -60,7 +60,7 @@ cleanup() {
 		kill -TERM "$GO_TEST_PID" 2>/dev/null || true
 		wait "$GO_TEST_PID" 2>/dev/null || true
 	fi
-	# stop_redis   # see the Redis hook below
+	stop_redis
 	if [ -n "$PG_TMP" ]; then
 		bash scripts/pg.sh stop "$PG_TMP" || true
 		rm -rf "$PG_TMP"
@@ -84,39 +84,37 @@ start_postgres() {
 	return 1
 }
 
-# --- Redis hook (not active yet) ----------------------------------------------------
-# When the rate limiter's Redis backend lands, uncomment these two functions and the
-# calls to them (in run_unit and cleanup). They start a throwaway redis-server from
-# Debian on a free loopback port and export TEST_REDIS_URL for the tests.
-#
-# REDIS_PID=""
-# start_redis() {
-# 	if ! command -v redis-server >/dev/null 2>&1; then
-# 		if [ "$(id -u)" -eq 0 ]; then
-# 			DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-# 			DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >&2
-# 		else
-# 			echo "redis-server not found: sudo apt-get install redis-server" >&2
-# 			return 1
-# 		fi
-# 	fi
-# 	local port
-# 	port=$(free_port)
-# 	redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
-# 		--dir "$PG_TMP" --logfile "$PG_TMP/redis.log" --daemonize no &
-# 	REDIS_PID=$!
-# 	local tries=0
-# 	until redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; do
-# 		tries=$((tries + 1))
-# 		[ "$tries" -lt 50 ] || { echo "redis-server did not start" >&2; return 1; }
-# 		sleep 0.1
-# 	done
-# 	export TEST_REDIS_URL="redis://127.0.0.1:$port/0"
-# 	log "TEST_REDIS_URL=$TEST_REDIS_URL"
-# }
-# stop_redis() {
-# 	if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
-# }
+# --- Redis -------------------------------------------------------------------------
+# A throwaway redis-server from Debian on a free loopback port, for the rate limiter's
+# shared-counter tests; installed with apt-get when missing (as root).
+REDIS_PID=""
+start_redis() {
+	if ! command -v redis-server >/dev/null 2>&1; then
+		if [ "$(id -u)" -eq 0 ]; then
+			DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >&2
+		else
+			echo "redis-server not found: sudo apt-get install redis-server" >&2
+			return 1
+		fi
+	fi
+	local port
+	port=$(free_port)
+	redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+		--dir "$PG_TMP" --logfile "$PG_TMP/redis.log" --daemonize no &
+	REDIS_PID=$!
+	local tries=0
+	until redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; do
+		tries=$((tries + 1))
+		[ "$tries" -lt 50 ] || { echo "redis-server did not start" >&2; return 1; }
+		sleep 0.1
+	done
+	export TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+	log "TEST_REDIS_URL=$TEST_REDIS_URL"
+}
+stop_redis() {
+	if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+}
 # -------------------------------------------------------------------------------------
 
 run_unit() {
@@ -124,7 +122,7 @@ run_unit() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	start_postgres
-	# start_redis
+	start_redis
 	local -a args=("$@")
 	[ ${#args[@]} -gt 0 ] || args=(./...)
 	log "go test -race -count=1 ${args[*]}"

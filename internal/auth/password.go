@@ -105,7 +105,8 @@ func decodeHash(s string) (salt, key []byte, mem, iter uint32, threads uint8, er
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
 		return nil, nil, 0, 0, 0, bad
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iter, &threads); err != nil {
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iter, &threads); err != nil ||
+		iter < 1 || threads < 1 || mem < 8*uint32(threads) || mem > 1<<20 { // at most 1 GiB
 		return nil, nil, 0, 0, 0, bad
 	}
 	if salt, err = b64.DecodeString(parts[4]); err != nil {

@@ -37,7 +37,7 @@ func CheckPassword(password, username string) []string {
 		return []string{"This password is too long. It must contain at most 256 characters."}
 	}
 	var problems []string
-	lower := strings.ToLower(password)
+	lower := strings.ToLower(strings.TrimSpace(password))
 	if u := strings.ToLower(strings.TrimSpace(username)); u != "" &&
 		(lower == u || (strings.Contains(lower, u) && 2*utf8.RuneCountInString(u) >= n)) {
 		problems = append(problems, "The password is too similar to the username.")

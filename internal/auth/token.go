@@ -113,6 +113,9 @@ func NewTokens(cfg TokenConfig) *Tokens {
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(Leeway),
+			// Canonical base64 only: a token has one spelling, so the hash a
+			// refresh token is stored under cannot be dodged by re-encoding it.
+			jwt.WithStrictDecoding(),
 		)
 	}
 	return t
@@ -188,8 +191,12 @@ func (t *Tokens) Issue(k Kind, userID, sessionID uuid.UUID, now time.Time) (stri
 // Verify checks a token of kind k: signature, algorithm, typ, issuer,
 // audience, expiry, and that it names a user and a session.
 func (t *Tokens) Verify(k Kind, raw string) (*Token, error) {
+	parser, ok := t.parsers[k]
+	if !ok || !compact(raw) {
+		return nil, ErrInvalidToken
+	}
 	var claims Claims
-	tok, err := t.parsers[k].ParseWithClaims(raw, &claims, func(tok *jwt.Token) (any, error) {
+	tok, err := parser.ParseWithClaims(raw, &claims, func(tok *jwt.Token) (any, error) {
 		if typ, _ := tok.Header["typ"].(string); typ != string(k) {
 			return nil, ErrInvalidToken
 		}
@@ -209,6 +216,21 @@ func (t *Tokens) Verify(k Kind, raw string) (*Token, error) {
 		return nil, ErrInvalidToken
 	}
 	return &Token{UserID: uid, SessionID: sid, ID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}, nil
+}
+
+// compact reports whether raw is spelled as a JWS compact serialization:
+// base64url characters and dots, nothing the decoder would skip.
+func compact(raw string) bool {
+	if len(raw) == 0 || len(raw) > 8192 {
+		return false
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // HashToken is the SHA-256 under which a refresh token is stored.

@@ -21,8 +21,9 @@ type Config struct {
 	Env        string // "development" or "production"
 	ListenAddr string
 
-	DatabaseURL string
-	RedisURL    string
+	DatabaseURL    string
+	RedisURL       string
+	RedisKeyPrefix string
 
 	JWTSigningKey          []byte
 	JWTPrivateKey          ed25519.PrivateKey  // from JWT_PRIVATE_KEY_FILE; signs with EdDSA when set
@@ -85,6 +86,7 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 		ListenAddr:          r.str("LISTEN_ADDR", ":8000"),
 		DatabaseURL:         r.str("DATABASE_URL", ""),
 		RedisURL:            r.str("REDIS_URL", ""),
+		RedisKeyPrefix:      r.str("REDIS_KEY_PREFIX", "taskmanager:ratelimit:"),
 		JWTIssuer:           r.str("JWT_ISSUER", "taskmanager"),
 		JWTAudience:         r.str("JWT_AUDIENCE", "taskmanager-api"),
 		AccessTokenTTL:      r.duration("ACCESS_TOKEN_TTL", 15*time.Minute),
@@ -132,6 +134,11 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 	if need == "serve" {
 		c.checkServe(&r)
 	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			r.problem("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+		}
+	}
 	if len(r.problems) > 0 {
 		return nil, r.problems
 	}
@@ -167,7 +174,7 @@ func (c *Config) checkServe(r *reader) {
 		r.problem("ALLOWED_HOSTS is required when APP_ENV=production")
 	}
 	for _, o := range c.CORSAllowedOrigins {
-		if strings.HasPrefix(o, "http://") {
+		if u, err := url.Parse(o); err == nil && strings.EqualFold(u.Scheme, "http") {
 			r.problem(fmt.Sprintf("CORS_ALLOWED_ORIGINS: %s is plain http, refused when APP_ENV=production", o))
 		}
 	}
@@ -253,12 +260,16 @@ func (r *reader) list(name string) []string {
 
 func (r *reader) origins(name string) []string {
 	out := r.list(name)
-	for _, o := range out {
+	for i, o := range out {
 		u, err := url.Parse(o)
+		if err == nil {
+			// Browsers send origins in lower case; compare them that way.
+			out[i] = strings.ToLower(u.Scheme + "://" + u.Host)
+		}
 		if o == "*" {
 			r.problem(fmt.Sprintf("%s: use CORS_ALLOW_ALL_ORIGINS=true instead of *", name))
 		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			u.Path != "" || strings.ContainsAny(o, "?#") || u.User != nil {
 			r.problem(fmt.Sprintf("%s: %q must be a bare origin such as https://app.example.com (no path or trailing slash)", name, o))
 		}
 	}

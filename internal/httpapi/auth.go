@@ -162,8 +162,8 @@ func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 func (s *Server) login(r *http.Request, username, password string) (*task.User, error) {
 	ctx := r.Context()
 	key := strings.ToLower(strings.TrimSpace(username))
-	if s.throttle.loginUser.exceeded(key) {
-		s.securityEvent(r, "throttled", "policy", s.throttle.loginUser.name)
+	if s.throttle.loginUser.Exceeded(ctx, key) {
+		s.securityEvent(r, "throttled", "policy", s.throttle.loginUser.Name)
 		return nil, task.Errorf(task.ETHROTTLED, "Request was throttled.")
 	}
 	u, err := s.deps.Users.FindUserByUsername(ctx, username)
@@ -179,7 +179,7 @@ func (s *Server) login(r *http.Request, username, password string) (*task.User, 
 		return nil, err
 	}
 	if !ok || !u.IsActive {
-		s.throttle.loginUser.count(key)
+		_ = s.throttle.loginUser.Count(ctx, key) // a store failure must not turn into a login
 		s.securityEvent(r, "login_failed")
 		return nil, task.ErrBadCredentials
 	}

@@ -9,18 +9,47 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/acme/taskmanager/internal/config"
 	"github.com/acme/taskmanager/internal/pgtest"
 	"github.com/acme/taskmanager/internal/postgres"
+	"github.com/acme/taskmanager/internal/ratelimit"
+	"github.com/acme/taskmanager/internal/redistest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	redistest.Stop()
+	os.Exit(code)
+}
+
+// withRedis shares the server's rate limits through Redis at url, under a
+// prefix of the test's own, falling back to memory as the binary does.
+func withRedis(t testing.TB, url, prefix string, logBuf *syncBuffer) func(*Deps) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { client.Close() })
+	shared := ratelimit.NewRedis(client, prefix)
+	log := slog.New(slog.NewJSONHandler(logBuf, nil))
+	return func(d *Deps) {
+		d.RateStore = func(w time.Duration) ratelimit.Store {
+			return &ratelimit.Fallback{Primary: shared, Secondary: ratelimit.NewLocal(w), Log: log}
+		}
+	}
+}
 
 // testEnv is a server on its own migrated database.
 type testEnv struct {
@@ -53,14 +82,14 @@ func testConfig(t testing.TB, env map[string]string) *config.Config {
 }
 
 // newEnv starts a server on a fresh database; env overrides configuration.
-func newEnv(t testing.TB, env map[string]string) *testEnv {
+func newEnv(t testing.TB, env map[string]string, opts ...func(*Deps)) *testEnv {
 	t.Helper()
 	db, dsn := pgtest.Open(t)
-	return newEnvOn(t, db, dsn, env)
+	return newEnvOn(t, db, dsn, env, opts...)
 }
 
 // newEnvOn starts a server on an existing database, as a second instance would.
-func newEnvOn(t testing.TB, db *postgres.DB, dsn string, env map[string]string) *testEnv {
+func newEnvOn(t testing.TB, db *postgres.DB, dsn string, env map[string]string, opts ...func(*Deps)) *testEnv {
 	t.Helper()
 	cfg := testConfig(t, env)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -68,8 +97,12 @@ func newEnvOn(t testing.TB, db *postgres.DB, dsn string, env map[string]string) 
 	go db.Revocations().Run(ctx)
 	buf := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := NewServer(cfg, log, Deps{Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
-		Revocations: db.Revocations(), Ping: db.Ping})
+	deps := Deps{Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
+		Revocations: db.Revocations(), Ping: db.Ping}
+	for _, opt := range opts {
+		opt(&deps)
+	}
+	srv := NewServer(cfg, log, deps)
 	e := &testEnv{t: t, srv: srv, db: db, dsn: dsn, cfg: cfg, logBuf: buf}
 	waitFor(t, func() bool { return db.Revocations().Live() }, "revocation listener")
 	return e

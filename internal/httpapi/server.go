@@ -13,6 +13,7 @@ import (
 
 	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/config"
+	"github.com/acme/taskmanager/internal/ratelimit"
 	"github.com/acme/taskmanager/internal/task"
 )
 
@@ -25,6 +26,9 @@ type Deps struct {
 	Revocations task.Revocations
 	// Ping reports whether the database answers (for /readyz).
 	Ping func(context.Context) error
+	// RateStore makes the counter store of a limiter with the given window;
+	// nil counts in memory.
+	RateStore func(window time.Duration) ratelimit.Store
 }
 
 // Server is the HTTP handler of the API.
@@ -57,7 +61,7 @@ func NewServer(cfg *config.Config, log *slog.Logger, deps Deps) *Server {
 			AccessTTL:          cfg.AccessTokenTTL,
 			RefreshTTL:         cfg.RefreshTokenTTL,
 		}),
-		throttle: newThrottle(cfg),
+		throttle: newThrottle(cfg, deps.RateStore),
 		router:   chi.NewRouter(),
 		policies: map[string]policy{},
 		now:      time.Now,

@@ -1,11 +1,18 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acme/taskmanager/internal/postgres"
+	"github.com/acme/taskmanager/internal/redistest"
 )
 
 // freshWindow waits out the current minute when it is nearly over, so a
@@ -129,4 +136,52 @@ func TestPreflightIsNeverThrottled(t *testing.T) {
 		}
 	}
 	e.do(req{method: "GET", path: "/api/tasks/", ip: ip}).errorCode(http.StatusUnauthorized, "not_authenticated")
+}
+
+// TestSharedLimitsThroughRedis: two instances on one database and one
+// Redis enforce one combined budget for a user.
+func TestSharedLimitsThroughRedis(t *testing.T) {
+	url := redistest.URL(t)
+	prefix := "shared-" + uuid.NewString() + ":"
+	var logs syncBuffer
+	env := map[string]string{"RATE_LIMIT_USER": "10/minute"}
+	e1 := newEnv(t, env, withRedis(t, url, prefix, &logs))
+	db2, err := postgres.Open(context.Background(), e1.dsn, postgres.Options{TokenTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db2.Close)
+	e2 := newEnvOn(t, db2, e1.dsn, env, withRedis(t, url, prefix, &logs))
+	u := e1.newUser()
+	freshWindow(t)
+	allowed := 0
+	for i := range 20 {
+		e := []*testEnv{e1, e2}[i%2]
+		if e.do(req{method: "GET", path: "/api/tasks/", auth: u.bearer()}).Code == http.StatusOK {
+			allowed++
+		}
+	}
+	if allowed != 10 {
+		t.Fatalf("two instances allowed %d requests together, want the shared limit of 10", allowed)
+	}
+}
+
+// TestRedisDownKeepsServing: the server answers through a Redis outage,
+// counting locally, and logs that it does.
+func TestRedisDownKeepsServing(t *testing.T) {
+	rs := redistest.Start(t)
+	var logs syncBuffer
+	e := newEnv(t, nil, withRedis(t, rs.URL, "down:", &logs))
+	u := e.newUser()
+	e.do(req{method: "GET", path: "/api/tasks/", auth: u.bearer()}).status(http.StatusOK)
+	rs.Stop()
+	for range 3 {
+		r := e.do(req{method: "GET", path: "/api/tasks/", auth: u.bearer()}).status(http.StatusOK)
+		if r.Header().Get("X-RateLimit-Limit") != "100" {
+			t.Fatalf("local counting must still send the limit headers: %v", r.Header())
+		}
+	}
+	if !strings.Contains(logs.String(), "counting locally") {
+		t.Fatalf("the fallback must be logged, got:\n%s", logs.String())
+	}
 }

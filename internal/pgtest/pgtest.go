@@ -34,10 +34,18 @@ var (
 // stops a server it started. Call it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the server pgtest started, if any; Main calls it.
+func Stop() {
+	mu.Lock()
+	defer mu.Unlock()
 	if stop != nil {
 		stop()
+		stop = nil
 	}
-	os.Exit(code)
 }
 
 // URL returns the URL of a new, empty, fully migrated database that no

@@ -9,13 +9,14 @@ import (
 // (with their combining marks), decimal digits and spaces, and at least one
 // character that is not a space.
 func ValidTitle(s string) bool {
-	seen := false
+	seen, inWord := false, false
 	for _, r := range s {
 		switch {
 		case r == ' ':
+			inWord = false
 		case unicode.IsLetter(r) || unicode.Is(unicode.Nd, r):
-			seen = true
-		case unicode.Is(unicode.M, r) && seen:
+			seen, inWord = true, true
+		case unicode.Is(unicode.M, r) && inWord: // a mark belongs to the letter before it
 		default:
 			return false
 		}

@@ -1,0 +1,517 @@
+package config
+
+import (
+	"errors"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	testDatabaseURL = "postgres://app:s3cret-db-pass@db.internal:5432/tasks"
+	testSigningKey  = "0123456789abcdef0123456789abcdef" // exactly 32 bytes
+)
+
+// env is a fake environment for Load.
+type env map[string]string
+
+func (e env) get(name string) string { return e[name] }
+
+// with returns a copy of e with the given name=value pairs set.
+func (e env) with(kv ...string) env {
+	out := maps.Clone(e)
+	for i := 0; i < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+// devEnv is the least a development "serve" needs.
+func devEnv() env {
+	return env{"DATABASE_URL": testDatabaseURL, "JWT_SIGNING_KEY": testSigningKey}
+}
+
+// prodEnv is a production environment that passes every guard rail.
+func prodEnv() env {
+	return env{
+		"APP_ENV":              "production",
+		"DATABASE_URL":         testDatabaseURL,
+		"JWT_SIGNING_KEY":      testSigningKey,
+		"ALLOWED_HOSTS":        "api.example.com",
+		"CORS_ALLOWED_ORIGINS": "https://app.example.com",
+		"SECURE_SSL_REDIRECT":  "true",
+	}
+}
+
+func mustLoad(t *testing.T, e env, need string) *Config {
+	t.Helper()
+	c, err := Load(e.get, need)
+	if err != nil {
+		t.Fatalf("Load(%s) error:\n%v", need, err)
+	}
+	if c == nil {
+		t.Fatalf("Load(%s) = nil, nil", need)
+	}
+	return c
+}
+
+// problems loads e and returns the problem lines, failing if there are none.
+func problems(t *testing.T, e env, need string) []string {
+	t.Helper()
+	c, err := Load(e.get, need)
+	if err == nil {
+		t.Fatalf("Load(%s) error = nil, want problems; config = %+v", need, c)
+	}
+	if c != nil {
+		t.Errorf("Load(%s) returned a config with its error, want nil", need)
+	}
+	var p Problems
+	if !errors.As(err, &p) {
+		t.Fatalf("Load error is %T, want Problems", err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(p) {
+		t.Fatalf("error has %d lines for %d problems:\n%v", len(lines), len(p), err)
+	}
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			t.Fatalf("error has an empty line:\n%v", err)
+		}
+	}
+	return lines
+}
+
+// lineNaming returns the lines that mention name.
+func linesNaming(lines []string, name string) []string {
+	var out []string
+	for _, l := range lines {
+		if strings.Contains(l, name) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c := mustLoad(t, devEnv(), "serve")
+
+	if c.ListenAddr != ":8000" {
+		t.Errorf("ListenAddr = %q, want :8000", c.ListenAddr)
+	}
+	if c.Env != "development" || c.Production() {
+		t.Errorf("Env = %q (production %v), want development", c.Env, c.Production())
+	}
+	if c.AccessTokenTTL != 15*time.Minute {
+		t.Errorf("AccessTokenTTL = %v, want 15m", c.AccessTokenTTL)
+	}
+	if c.RefreshTokenTTL != 168*time.Hour {
+		t.Errorf("RefreshTokenTTL = %v, want 168h", c.RefreshTokenTTL)
+	}
+	if c.MaxBodyBytes != 1048576 {
+		t.Errorf("MaxBodyBytes = %d, want 1048576", c.MaxBodyBytes)
+	}
+	if want := (Rate{50, time.Minute}); c.RateAnon != want {
+		t.Errorf("RateAnon = %v, want %v", c.RateAnon, want)
+	}
+	if want := (Rate{100, time.Minute}); c.RateUser != want {
+		t.Errorf("RateUser = %v, want %v", c.RateUser, want)
+	}
+	if !c.RegistrationEnabled {
+		t.Errorf("RegistrationEnabled = false, want true")
+	}
+	if c.RateLogin.Limit >= c.RateAnon.Limit || c.RateRegister.Limit >= c.RateAnon.Limit {
+		t.Errorf("RateLogin = %v, RateRegister = %v; want both stricter than RateAnon %v", c.RateLogin, c.RateRegister, c.RateAnon)
+	}
+	if c.PasswordHashLimit < 1 {
+		t.Errorf("PasswordHashLimit = %d, want at least 1", c.PasswordHashLimit)
+	}
+	if c.CORSAllowAllOrigins || len(c.CORSAllowedOrigins) != 0 {
+		t.Errorf("CORS = all %v, origins %q; want no cross-origin access by default", c.CORSAllowAllOrigins, c.CORSAllowedOrigins)
+	}
+	if c.JWTIssuer == "" || c.JWTAudience == "" {
+		t.Errorf("JWTIssuer = %q, JWTAudience = %q; want both set, verification pins them", c.JWTIssuer, c.JWTAudience)
+	}
+	if string(c.JWTSigningKey) != testSigningKey {
+		t.Errorf("JWTSigningKey = %q, want %q", c.JWTSigningKey, testSigningKey)
+	}
+	if c.DatabaseURL != testDatabaseURL {
+		t.Errorf("DatabaseURL = %q, want %q", c.DatabaseURL, testDatabaseURL)
+	}
+}
+
+func TestLoadOverrides(t *testing.T) {
+	c := mustLoad(t, devEnv().with(
+		"LISTEN_ADDR", " 127.0.0.1:9000 ",
+		"ACCESS_TOKEN_TTL", "5m",
+		"REFRESH_TOKEN_TTL", "24h",
+		"MAX_BODY_BYTES", "2048",
+		"REGISTRATION_ENABLED", "false",
+		"RATE_LIMIT_ANON", "20/minute",
+		"APP_ENV", "Development",
+		"LOG_LEVEL", "DEBUG",
+	), "serve")
+	if c.ListenAddr != "127.0.0.1:9000" {
+		t.Errorf("ListenAddr = %q, want 127.0.0.1:9000", c.ListenAddr)
+	}
+	if c.AccessTokenTTL != 5*time.Minute || c.RefreshTokenTTL != 24*time.Hour {
+		t.Errorf("TTLs = %v, %v; want 5m, 24h", c.AccessTokenTTL, c.RefreshTokenTTL)
+	}
+	if c.MaxBodyBytes != 2048 {
+		t.Errorf("MaxBodyBytes = %d, want 2048", c.MaxBodyBytes)
+	}
+	if c.RegistrationEnabled {
+		t.Errorf("RegistrationEnabled = true, want false")
+	}
+	if want := (Rate{20, time.Minute}); c.RateAnon != want {
+		t.Errorf("RateAnon = %v, want %v", c.RateAnon, want)
+	}
+	if c.Env != "development" || c.LogLevel != "debug" {
+		t.Errorf("Env, LogLevel = %q, %q; want development, debug", c.Env, c.LogLevel)
+	}
+}
+
+func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
+	e := env{
+		"APP_ENV":              "staging",
+		"MAX_BODY_BYTES":       "lots",
+		"ACCESS_TOKEN_TTL":     "soon",
+		"RATE_LIMIT_ANON":      "abc",
+		"REGISTRATION_ENABLED": "maybe",
+		"TRUSTED_PROXIES":      "garbage",
+		// DATABASE_URL and JWT_SIGNING_KEY missing.
+	}
+	lines := problems(t, e, "serve")
+	names := []string{
+		"APP_ENV", "MAX_BODY_BYTES", "ACCESS_TOKEN_TTL", "RATE_LIMIT_ANON",
+		"REGISTRATION_ENABLED", "TRUSTED_PROXIES", "DATABASE_URL", "JWT_SIGNING_KEY",
+	}
+	for _, name := range names {
+		if got := linesNaming(lines, name); len(got) != 1 {
+			t.Errorf("%d lines name %s, want 1:\n%s", len(got), name, strings.Join(lines, "\n"))
+		}
+	}
+	if len(lines) != len(names) {
+		t.Errorf("got %d problem lines, want %d:\n%s", len(lines), len(names), strings.Join(lines, "\n"))
+	}
+	for _, bad := range []string{"staging", "lots", "soon", "abc", "maybe", "garbage"} {
+		if !strings.Contains(strings.Join(lines, "\n"), bad) {
+			t.Errorf("no line quotes the bad value %q:\n%s", bad, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+func TestLoadDoesNotPrintSecrets(t *testing.T) {
+	const shortKey = "hunter2-signing"
+	e := env{
+		"DATABASE_URL":    "mysql://root:hunter2-db-pass@db/tasks",
+		"JWT_SIGNING_KEY": shortKey,
+	}
+	lines := problems(t, e, "serve")
+	all := strings.Join(lines, "\n")
+	for _, secret := range []string{shortKey, "hunter2-db-pass"} {
+		if strings.Contains(all, secret) {
+			t.Errorf("problems print the secret %q:\n%s", secret, all)
+		}
+	}
+	if len(linesNaming(lines, "DATABASE_URL")) != 1 || len(linesNaming(lines, "JWT_SIGNING_KEY")) != 1 {
+		t.Errorf("want one line for DATABASE_URL and one for JWT_SIGNING_KEY:\n%s", all)
+	}
+}
+
+func TestLoadServe(t *testing.T) {
+	tests := []struct {
+		name string
+		env  env
+		want string // the variable the single problem line names; "" for none
+	}{
+		{"minimal development", devEnv(), ""},
+		{"no DATABASE_URL", devEnv().with("DATABASE_URL", ""), "DATABASE_URL"},
+		{"DATABASE_URL not postgres", devEnv().with("DATABASE_URL", "mysql://u:p@h/db"), "DATABASE_URL"},
+		{"DATABASE_URL postgresql scheme", devEnv().with("DATABASE_URL", "postgresql://u:p@h/db"), ""},
+		{"no JWT_SIGNING_KEY", devEnv().with("JWT_SIGNING_KEY", ""), "JWT_SIGNING_KEY"},
+		{"JWT_SIGNING_KEY of 31 bytes", devEnv().with("JWT_SIGNING_KEY", testSigningKey[:31]), "JWT_SIGNING_KEY"},
+		{"access TTL not shorter than refresh", devEnv().with("ACCESS_TOKEN_TTL", "2h", "REFRESH_TOKEN_TTL", "1h"), "ACCESS_TOKEN_TTL"},
+		{"zero TTL", devEnv().with("ACCESS_TOKEN_TTL", "0s"), "ACCESS_TOKEN_TTL"},
+		{"negative TTL", devEnv().with("REFRESH_TOKEN_TTL", "-1h"), "REFRESH_TOKEN_TTL"},
+		{"TTL without unit", devEnv().with("ACCESS_TOKEN_TTL", "15"), "ACCESS_TOKEN_TTL"},
+		{"TLS cert without key", devEnv().with("TLS_CERT_FILE", "/etc/tls/cert.pem"), "TLS_KEY_FILE"},
+		{"MAX_BODY_BYTES zero", devEnv().with("MAX_BODY_BYTES", "0"), "MAX_BODY_BYTES"},
+		{"PASSWORD_HASH_CONCURRENCY zero", devEnv().with("PASSWORD_HASH_CONCURRENCY", "0"), "PASSWORD_HASH_CONCURRENCY"},
+		{"LOG_LEVEL unknown", devEnv().with("LOG_LEVEL", "verbose"), "LOG_LEVEL"},
+		{"REGISTRATION_ENABLED yes", devEnv().with("REGISTRATION_ENABLED", "yes"), "REGISTRATION_ENABLED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.want == "" {
+				mustLoad(t, tt.env, "serve")
+				return
+			}
+			lines := problems(t, tt.env, "serve")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Fatalf("problems = %q, want one line naming %s", lines, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadProduction(t *testing.T) {
+	tests := []struct {
+		name string
+		env  env
+		want string // the variable the single problem line names; "" for none
+	}{
+		{"all guard rails met", prodEnv(), ""},
+		{"upper-case APP_ENV", prodEnv().with("APP_ENV", "PRODUCTION"), ""},
+		{"no JWT_SIGNING_KEY", prodEnv().with("JWT_SIGNING_KEY", ""), "JWT_SIGNING_KEY"},
+		{"short JWT_SIGNING_KEY", prodEnv().with("JWT_SIGNING_KEY", "changeme"), "JWT_SIGNING_KEY"},
+		{"no DATABASE_URL", prodEnv().with("DATABASE_URL", ""), "DATABASE_URL"},
+		{"CORS_ALLOW_ALL_ORIGINS", prodEnv().with("CORS_ALLOW_ALL_ORIGINS", "true"), "CORS_ALLOW_ALL_ORIGINS"},
+		{"CORS_ALLOW_ALL_ORIGINS=1", prodEnv().with("CORS_ALLOW_ALL_ORIGINS", "1"), "CORS_ALLOW_ALL_ORIGINS"},
+		{"CORS_ALLOW_ALL_ORIGINS=false", prodEnv().with("CORS_ALLOW_ALL_ORIGINS", "false"), ""},
+		{"empty ALLOWED_HOSTS", prodEnv().with("ALLOWED_HOSTS", ""), "ALLOWED_HOSTS"},
+		{"blank ALLOWED_HOSTS", prodEnv().with("ALLOWED_HOSTS", " , ,"), "ALLOWED_HOSTS"},
+		{"http origin", prodEnv().with("CORS_ALLOWED_ORIGINS", "http://app.example.com"), "http://app.example.com"},
+		{"http origin among https", prodEnv().with("CORS_ALLOWED_ORIGINS", "https://a.example.com,http://b.example.com"), "http://b.example.com"},
+		{"neither TLS nor redirect nor proxy", prodEnv().with("SECURE_SSL_REDIRECT", ""), "SECURE_SSL_REDIRECT"},
+		{"HTTPS terminated by a trusted proxy", prodEnv().with("SECURE_SSL_REDIRECT", "", "TRUSTED_PROXIES", "10.0.0.0/8"), ""},
+		{"HTTPS served directly", prodEnv().with("SECURE_SSL_REDIRECT", "", "TLS_CERT_FILE", "/c.pem", "TLS_KEY_FILE", "/k.pem"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.want == "" {
+				c := mustLoad(t, tt.env, "serve")
+				if !c.Production() {
+					t.Fatalf("Production() = false, want true")
+				}
+				return
+			}
+			lines := problems(t, tt.env, "serve")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Fatalf("problems = %q, want one line naming %s", lines, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadProductionReportsEveryGuardRail(t *testing.T) {
+	e := env{
+		"APP_ENV":                "production",
+		"DATABASE_URL":           testDatabaseURL,
+		"JWT_SIGNING_KEY":        "short",
+		"CORS_ALLOW_ALL_ORIGINS": "true",
+		"CORS_ALLOWED_ORIGINS":   "http://app.example.com",
+	}
+	lines := problems(t, e, "serve")
+	for _, name := range []string{"JWT_SIGNING_KEY", "CORS_ALLOW_ALL_ORIGINS", "ALLOWED_HOSTS", "http://app.example.com", "SECURE_SSL_REDIRECT"} {
+		if len(linesNaming(lines, name)) == 0 {
+			t.Errorf("no line names %s:\n%s", name, strings.Join(lines, "\n"))
+		}
+	}
+	if len(lines) != 5 {
+		t.Errorf("got %d lines, want 5:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+}
+
+func TestLoadDevelopmentShortcuts(t *testing.T) {
+	// What production refuses, development allows.
+	c := mustLoad(t, devEnv().with(
+		"CORS_ALLOW_ALL_ORIGINS", "true",
+		"CORS_ALLOWED_ORIGINS", "http://localhost:3000",
+	), "serve")
+	if !c.CORSAllowAllOrigins {
+		t.Errorf("CORSAllowAllOrigins = false, want true")
+	}
+	if want := []string{"http://localhost:3000"}; !slices.Equal(c.CORSAllowedOrigins, want) {
+		t.Errorf("CORSAllowedOrigins = %q, want %q", c.CORSAllowedOrigins, want)
+	}
+}
+
+func TestLoadOrigins(t *testing.T) {
+	tests := []struct {
+		origins string
+		want    []string // nil: refused
+	}{
+		{"https://app.example.com", []string{"https://app.example.com"}},
+		{"https://app.example.com:8443", []string{"https://app.example.com:8443"}},
+		{"http://localhost:3000", []string{"http://localhost:3000"}},
+		{" https://a.example.com , https://b.example.com ,", []string{"https://a.example.com", "https://b.example.com"}},
+		{"https://app.example.com/", nil},
+		{"https://app.example.com/app", nil},
+		{"https://app.example.com?x=1", nil},
+		{"https://app.example.com#top", nil},
+		{"https://user:pw@app.example.com", nil},
+		{"app.example.com", nil},
+		{"ftp://app.example.com", nil},
+		{"https://", nil},
+		{"*", nil},
+		{"https://a.example.com,https://b.example.com/", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origins, func(t *testing.T) {
+			e := devEnv().with("CORS_ALLOWED_ORIGINS", tt.origins)
+			if tt.want != nil {
+				c := mustLoad(t, e, "serve")
+				if !slices.Equal(c.CORSAllowedOrigins, tt.want) {
+					t.Fatalf("CORSAllowedOrigins = %q, want %q", c.CORSAllowedOrigins, tt.want)
+				}
+				return
+			}
+			lines := problems(t, e, "serve")
+			if len(lines) != 1 || !strings.Contains(lines[0], "CORS_ALLOWED_ORIGINS") {
+				t.Fatalf("problems = %q, want one line naming CORS_ALLOWED_ORIGINS", lines)
+			}
+		})
+	}
+}
+
+func TestLoadStarOriginPointsToAllowAll(t *testing.T) {
+	lines := problems(t, devEnv().with("CORS_ALLOWED_ORIGINS", "*"), "serve")
+	if len(lines) != 1 || !strings.Contains(lines[0], "CORS_ALLOW_ALL_ORIGINS") {
+		t.Fatalf("problems = %q, want one line telling to use CORS_ALLOW_ALL_ORIGINS", lines)
+	}
+}
+
+func TestLoadRates(t *testing.T) {
+	tests := []struct {
+		value string
+		want  Rate // zero: refused
+	}{
+		{"100/minute", Rate{100, time.Minute}},
+		{"5/s", Rate{5, time.Second}},
+		{"5/second", Rate{5, time.Second}},
+		{"30/min", Rate{30, time.Minute}},
+		{"1000/hour", Rate{1000, time.Hour}},
+		{"1000/h", Rate{1000, time.Hour}},
+		{"10000/day", Rate{10000, 24 * time.Hour}},
+		{"100/Minute", Rate{100, time.Minute}},
+		{" 100/minute ", Rate{100, time.Minute}},
+		{"abc", Rate{}},
+		{"100", Rate{}},
+		{"100/", Rate{}},
+		{"/minute", Rate{}},
+		{"0/minute", Rate{}},
+		{"-5/minute", Rate{}},
+		{"ten/minute", Rate{}},
+		{"100/fortnight", Rate{}},
+		{"100/minute/extra", Rate{}},
+		{"1.5/second", Rate{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			e := devEnv().with("RATE_LIMIT_USER", tt.value)
+			if tt.want != (Rate{}) {
+				c := mustLoad(t, e, "serve")
+				if c.RateUser != tt.want {
+					t.Fatalf("RateUser = %v, want %v", c.RateUser, tt.want)
+				}
+				return
+			}
+			lines := problems(t, e, "serve")
+			if len(lines) != 1 || !strings.Contains(lines[0], "RATE_LIMIT_USER") {
+				t.Fatalf("problems = %q, want one line naming RATE_LIMIT_USER", lines)
+			}
+		})
+	}
+}
+
+func TestLoadTrustedProxies(t *testing.T) {
+	c := mustLoad(t, devEnv().with("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7 ,::1,2001:db8::/32"), "serve")
+	want := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("192.168.1.7/32"),
+		netip.MustParsePrefix("::1/128"),
+		netip.MustParsePrefix("2001:db8::/32"),
+	}
+	if !slices.Equal(c.TrustedProxies, want) {
+		t.Fatalf("TrustedProxies = %v, want %v", c.TrustedProxies, want)
+	}
+
+	trusted := func(ip string) bool {
+		a := netip.MustParseAddr(ip)
+		return slices.ContainsFunc(c.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(a) })
+	}
+	for ip, want := range map[string]bool{
+		"10.200.3.4":     true,
+		"192.168.1.7":    true,
+		"192.168.1.8":    false,
+		"11.0.0.1":       false,
+		"::1":            true,
+		"2001:db8::beef": true,
+		"2001:db9::1":    false,
+	} {
+		if got := trusted(ip); got != want {
+			t.Errorf("trusted(%s) = %v, want %v", ip, got, want)
+		}
+	}
+
+	t.Run("host bits masked", func(t *testing.T) {
+		c := mustLoad(t, devEnv().with("TRUSTED_PROXIES", "10.1.2.3/8"), "serve")
+		if want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}; !slices.Equal(c.TrustedProxies, want) {
+			t.Fatalf("TrustedProxies = %v, want %v", c.TrustedProxies, want)
+		}
+	})
+
+	for _, bad := range []string{"garbage", "10.0.0.0/33", "300.1.1.1", "10.0.0.1/", "example.com"} {
+		t.Run(bad, func(t *testing.T) {
+			lines := problems(t, devEnv().with("TRUSTED_PROXIES", "10.0.0.0/8,"+bad), "serve")
+			if len(lines) != 1 || !strings.Contains(lines[0], "TRUSTED_PROXIES") || !strings.Contains(lines[0], bad) {
+				t.Fatalf("problems = %q, want one line naming TRUSTED_PROXIES and %q", lines, bad)
+			}
+		})
+	}
+}
+
+func TestLoadMigrate(t *testing.T) {
+	t.Run("only DATABASE_URL", func(t *testing.T) {
+		c := mustLoad(t, env{"DATABASE_URL": testDatabaseURL}, "migrate")
+		if c.DatabaseURL != testDatabaseURL {
+			t.Fatalf("DatabaseURL = %q, want %q", c.DatabaseURL, testDatabaseURL)
+		}
+	})
+	t.Run("production, no signing key or hosts", func(t *testing.T) {
+		mustLoad(t, env{"APP_ENV": "production", "DATABASE_URL": testDatabaseURL}, "migrate")
+	})
+	t.Run("serve with the same environment", func(t *testing.T) {
+		lines := problems(t, env{"DATABASE_URL": testDatabaseURL}, "serve")
+		if len(linesNaming(lines, "JWT_SIGNING_KEY")) != 1 {
+			t.Fatalf("problems = %q, want serve to require JWT_SIGNING_KEY", lines)
+		}
+	})
+	t.Run("no DATABASE_URL", func(t *testing.T) {
+		lines := problems(t, env{}, "migrate")
+		if len(lines) != 1 || !strings.Contains(lines[0], "DATABASE_URL") {
+			t.Fatalf("problems = %q, want one line naming DATABASE_URL", lines)
+		}
+	})
+	t.Run("createuser needs DATABASE_URL", func(t *testing.T) {
+		lines := problems(t, env{}, "createuser")
+		if len(lines) != 1 || !strings.Contains(lines[0], "DATABASE_URL") {
+			t.Fatalf("problems = %q, want one line naming DATABASE_URL", lines)
+		}
+	})
+}
+
+// TestOriginsAreNormalised: an upper-case scheme is still plain http in
+// production, and origins that could never match are refused.
+func TestOriginsAreNormalised(t *testing.T) {
+	env := map[string]string{"APP_ENV": "production", "DATABASE_URL": "postgres://db/x", "JWT_SIGNING_KEY": strings.Repeat("s", 40),
+		"ALLOWED_HOSTS": "api.example.com", "SECURE_SSL_REDIRECT": "true", "CORS_ALLOWED_ORIGINS": "HTTP://App.Example.com"}
+	_, err := Load(func(k string) string { return env[k] }, "serve")
+	if err == nil || !strings.Contains(err.Error(), "plain http") {
+		t.Fatalf("an upper-case http origin in production: err = %v, want a plain-http refusal", err)
+	}
+	env["APP_ENV"] = "development"
+	cfg, err := Load(func(k string) string { return env[k] }, "serve")
+	if err != nil || cfg.CORSAllowedOrigins[0] != "http://app.example.com" {
+		t.Fatalf("origins = %v, %v; want lower case", cfg, err)
+	}
+	for _, o := range []string{"https://app.example.com?", "https://app.example.com#"} {
+		env["CORS_ALLOWED_ORIGINS"] = o
+		if _, err := Load(func(k string) string { return env[k] }, "serve"); err == nil {
+			t.Errorf("origin %q was accepted", o)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package config
+
+import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// keyFiles writes an Ed25519 key pair as PEM files (what openssl genpkey
+// -algorithm ed25519 and openssl pkey -pubout produce) and returns their paths.
+func keyFiles(t *testing.T, seed byte) (privPath, pubPath string, priv ed25519.PrivateKey) {
+	t.Helper()
+	priv = ed25519.NewKeyFromSeed([]byte(strings.Repeat(string(rune('a'+seed)), ed25519.SeedSize)))
+	dir := t.TempDir()
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	privPath = writeFile(t, dir, "private.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	pder, err := x509.MarshalPKIXPublicKey(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPath = writeFile(t, dir, "public.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder}))
+	return privPath, pubPath, priv
+}
+
+func writeFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadEd25519Keys(t *testing.T) {
+	privPath, pubPath, priv := keyFiles(t, 1)
+	_, oldPub1, old1 := keyFiles(t, 2)
+	_, oldPub2, old2 := keyFiles(t, 3)
+
+	t.Run("private key instead of a signing key", func(t *testing.T) {
+		c := mustLoad(t, prodEnv().with("JWT_SIGNING_KEY", "", "JWT_PRIVATE_KEY_FILE", privPath), "serve")
+		if !priv.Equal(c.JWTPrivateKey) {
+			t.Fatalf("JWTPrivateKey is not the key in %s", privPath)
+		}
+	})
+	t.Run("previous public keys", func(t *testing.T) {
+		c := mustLoad(t, devEnv().with("JWT_PREVIOUS_PUBLIC_KEY_FILES", oldPub1+", "+oldPub2), "serve")
+		if len(c.JWTPreviousPublicKeys) != 2 ||
+			!old1.Public().(ed25519.PublicKey).Equal(c.JWTPreviousPublicKeys[0]) ||
+			!old2.Public().(ed25519.PublicKey).Equal(c.JWTPreviousPublicKeys[1]) {
+			t.Fatalf("JWTPreviousPublicKeys = %x, want the keys of %s and %s", c.JWTPreviousPublicKeys, oldPub1, oldPub2)
+		}
+	})
+
+	dir := t.TempDir()
+	notPEM := writeFile(t, dir, "key.txt", []byte("not a key"))
+	rsaLike := writeFile(t, dir, "rsa.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("garbage der")}))
+	tests := []struct {
+		name string
+		env  env
+		want string
+	}{
+		{"private key file missing", devEnv().with("JWT_PRIVATE_KEY_FILE", filepath.Join(dir, "absent.pem")), "JWT_PRIVATE_KEY_FILE"},
+		{"private key file not PEM", devEnv().with("JWT_PRIVATE_KEY_FILE", notPEM), "JWT_PRIVATE_KEY_FILE"},
+		{"private key file holds a public key", devEnv().with("JWT_PRIVATE_KEY_FILE", pubPath), "JWT_PRIVATE_KEY_FILE"},
+		{"private key file holds garbage DER", devEnv().with("JWT_PRIVATE_KEY_FILE", rsaLike), "JWT_PRIVATE_KEY_FILE"},
+		{"public key file holds a private key", devEnv().with("JWT_PREVIOUS_PUBLIC_KEY_FILES", privPath), "JWT_PREVIOUS_PUBLIC_KEY_FILES"},
+		{"public key file missing", devEnv().with("JWT_PREVIOUS_PUBLIC_KEY_FILES", oldPub1+","+filepath.Join(dir, "absent.pem")), "JWT_PREVIOUS_PUBLIC_KEY_FILES"},
+		{"previous signing key too short", devEnv().with("JWT_PREVIOUS_SIGNING_KEYS", "short"), "JWT_PREVIOUS_SIGNING_KEYS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lines := problems(t, tt.env, "serve")
+			if len(linesNaming(lines, tt.want)) != 1 {
+				t.Fatalf("problems = %q, want a line naming %s", lines, tt.want)
+			}
+		})
+	}
+
+	t.Run("private key file is not printed", func(t *testing.T) {
+		pemText, err := os.ReadFile(privPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A private key where a public key belongs must not end up in the log.
+		lines := problems(t, devEnv().with("JWT_PREVIOUS_PUBLIC_KEY_FILES", privPath), "serve")
+		body := strings.Split(strings.TrimSpace(string(pemText)), "\n")[1]
+		if all := strings.Join(lines, "\n"); strings.Contains(all, body) {
+			t.Fatalf("problems print the key file's contents:\n%s", all)
+		}
+	})
+}
+
+func TestLoadPreviousSigningKeys(t *testing.T) {
+	old1, old2 := strings.Repeat("a", 32), strings.Repeat("b", 40)
+	c := mustLoad(t, devEnv().with("JWT_PREVIOUS_SIGNING_KEYS", old1+" , "+old2), "serve")
+	if len(c.JWTPreviousSigningKeys) != 2 || string(c.JWTPreviousSigningKeys[0]) != old1 || string(c.JWTPreviousSigningKeys[1]) != old2 {
+		t.Fatalf("JWTPreviousSigningKeys = %q, want [%q %q]", c.JWTPreviousSigningKeys, old1, old2)
+	}
+}
+
+func TestLoadRedisURL(t *testing.T) {
+	tests := []struct {
+		url   string
+		valid bool
+	}{
+		{"redis://localhost:6379/0", true},
+		{"rediss://:secret@cache.internal:6380", true},
+		{"unix:///run/redis.sock", true},
+		{"http://localhost:6379", false},
+		{"localhost:6379", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			e := devEnv().with("REDIS_URL", tt.url)
+			if tt.valid {
+				if c := mustLoad(t, e, "serve"); c.RedisURL != tt.url {
+					t.Fatalf("RedisURL = %q, want %q", c.RedisURL, tt.url)
+				}
+				return
+			}
+			lines := problems(t, e, "serve")
+			if len(lines) != 1 || !strings.Contains(lines[0], "REDIS_URL") {
+				t.Fatalf("problems = %q, want one line naming REDIS_URL", lines)
+			}
+		})
+	}
+}

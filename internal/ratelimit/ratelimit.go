@@ -1,0 +1,107 @@
+// Package ratelimit counts requests in sliding windows, exactly: the
+// decision and the increment happen atomically, in process (over httprate's
+// counter) or in Redis (one Lua script), so racing requests never overshoot
+// a limit and several instances can share one budget.
+package ratelimit
+
+import (
+	"context"
+	"math"
+	"time"
+)
+
+// Store keeps per-key counts of fixed windows aligned to the wall clock.
+type Store interface {
+	// Take counts one request for key in the window starting at win, unless
+	// the sliding estimate prev*weight + curr is already at limit. It
+	// returns whether the request was counted and the counts after that.
+	Take(ctx context.Context, key string, win time.Time, window time.Duration, limit int, weight float64) (ok bool, curr, prev int, err error)
+	// Peek returns the counts without counting.
+	Peek(ctx context.Context, key string, win time.Time, window time.Duration) (curr, prev int, err error)
+	// Add counts one request unconditionally.
+	Add(ctx context.Context, key string, win time.Time, window time.Duration) error
+}
+
+// Decision is the outcome of one request against a limit.
+type Decision struct {
+	Allowed    bool
+	Limit      int
+	Remaining  int
+	Reset      time.Duration // until the current window ends
+	RetryAfter time.Duration // when not allowed: until a request would be
+}
+
+// Limiter is one named budget: Limit requests per Window and key.
+type Limiter struct {
+	Name   string
+	Limit  int
+	Window time.Duration
+	store  Store
+	now    func() time.Time
+}
+
+// New returns a limiter counting in store.
+func New(name string, limit int, window time.Duration, store Store) *Limiter {
+	return &Limiter{Name: name, Limit: limit, Window: window, store: store, now: time.Now}
+}
+
+// windows returns the current window's start and the weight the previous
+// window still has in the sliding estimate (httprate's formula).
+func (l *Limiter) windows() (now, win time.Time, weight float64) {
+	now = l.now().UTC()
+	win = now.Truncate(l.Window)
+	return now, win, 1 - float64(now.Sub(win))/float64(l.Window)
+}
+
+// Take counts a request for key if the limit allows it.
+func (l *Limiter) Take(ctx context.Context, key string) (Decision, error) {
+	now, win, weight := l.windows()
+	ok, curr, prev, err := l.store.Take(ctx, l.Name+":"+key, win, l.Window, l.Limit, weight)
+	if err != nil {
+		return Decision{}, err
+	}
+	rate := int(math.Round(float64(prev)*weight + float64(curr)))
+	d := Decision{Allowed: ok, Limit: l.Limit, Remaining: max(l.Limit-rate, 0), Reset: win.Add(l.Window).Sub(now)}
+	if !ok {
+		d.RetryAfter = l.retryAfter(now, win, curr, prev)
+	}
+	return d, nil
+}
+
+// Exceeded reports whether key has no budget left, without counting.
+func (l *Limiter) Exceeded(ctx context.Context, key string) bool {
+	_, win, weight := l.windows()
+	curr, prev, err := l.store.Peek(ctx, l.Name+":"+key, win, l.Window)
+	return err == nil && int(math.Round(float64(prev)*weight+float64(curr))) >= l.Limit
+}
+
+// Count adds one request to key's budget.
+func (l *Limiter) Count(ctx context.Context, key string) error {
+	_, win, _ := l.windows()
+	return l.store.Add(ctx, l.Name+":"+key, win, l.Window)
+}
+
+// retryAfter is the wait until the sliding estimate lets one more request
+// in: within this window as the previous window's weight fades, or in the
+// next window as this one's does.
+func (l *Limiter) retryAfter(now, win time.Time, curr, prev int) time.Duration {
+	limit, w := float64(l.Limit), float64(l.Window)
+	// Allowed once round(p*(1-d/w) + c) + 1 <= limit, i.e. p*(1-d/w) + c < limit-0.5.
+	free := func(p, c float64) (time.Duration, bool) {
+		if c >= limit-0.5 {
+			return 0, false
+		}
+		if p == 0 {
+			return 0, true
+		}
+		return time.Duration(max(w*(1-(limit-0.5-c)/p), 0)), true
+	}
+	at := win.Add(2 * l.Window)
+	if d, ok := free(float64(prev), float64(curr)); ok {
+		at = win.Add(d)
+	} else if d, ok := free(float64(curr), 0); ok {
+		at = win.Add(l.Window).Add(d)
+	}
+	// The estimate must drop below the bound, not just reach it.
+	return max(at.Sub(now), 0) + time.Millisecond
+}

@@ -1,0 +1,116 @@
+// Package redistest gives tests a real Redis: the one TEST_REDIS_URL names
+// (which `make test` starts) or a redis-server it starts itself.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a redis-server process started for tests.
+type Server struct {
+	URL  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+var (
+	mu     sync.Mutex
+	shared *Server
+)
+
+// Main runs the package's tests and stops a server URL started.
+func Main(m *testing.M) {
+	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the server URL started, if any; Main calls it.
+func Stop() {
+	mu.Lock()
+	defer mu.Unlock()
+	if shared != nil {
+		shared.Stop()
+		shared = nil
+	}
+}
+
+// URL returns the URL of a Redis shared by the package's tests.
+func URL(tb testing.TB) string {
+	tb.Helper()
+	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
+		return u
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if shared == nil {
+		s, err := start()
+		if err != nil {
+			tb.Fatalf("redistest: %v", err)
+		}
+		shared = s
+	}
+	return shared.URL
+}
+
+// Start starts a Redis of the test's own, stopped when the test ends; the
+// test may stop it earlier to see how its code copes.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	s, err := start()
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+func start() (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found: run `make test` (it installs it) or apt-get install redis-server")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no",
+		"--dir", os.TempDir())
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	opts, _ := redis.ParseURL(s.URL)
+	c := redis.NewClient(opts)
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c.Ping(context.Background()).Err() == nil {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, fmt.Errorf("redis-server on port %d did not answer", port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop ends the server and waits for it.
+func (s *Server) Stop() {
+	if s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+	}
+	<-s.done
+}

@@ -1,0 +1,111 @@
+package task
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestErrorAccessors(t *testing.T) {
+	internal := errors.New(`postgres: insert task: ERROR: relation "tasks" does not exist (SQLSTATE 42P01)`)
+	field := FieldError("title", "Title must be at least 3 characters long.")
+	tests := []struct {
+		name       string
+		err        error
+		wantCode   string
+		wantMsg    string
+		wantFields map[string][]string
+	}{
+		{"task error", ErrNotFound, ENOTFOUND, "Not found.", nil},
+		{"wrapped task error", fmt.Errorf("postgres: find task: %w", ErrNotFound), ENOTFOUND, "Not found.", nil},
+		{"twice wrapped", fmt.Errorf("a: %w", fmt.Errorf("b: %w", ErrForbidden)), EFORBIDDEN,
+			"You do not have permission to perform this action.", nil},
+		{"joined with a plain error", errors.Join(internal, ErrPrecondition), EPRECONDITION,
+			"The resource has changed since it was read.", nil},
+		{"validation error", field, EINVALID, "Invalid input.",
+			map[string][]string{"title": {"Title must be at least 3 characters long."}}},
+		{"wrapped validation error", fmt.Errorf("httpapi: %w", field), EINVALID, "Invalid input.",
+			map[string][]string{"title": {"Title must be at least 3 characters long."}}},
+		{"fields on a non-validation error", &Error{Code: ECONFLICT, Message: "Conflict.", Fields: map[string][]string{"x": {"y"}}},
+			ECONFLICT, "Conflict.", nil},
+		{"plain error", internal, EINTERNAL, "Internal server error.", nil},
+		{"wrapped plain error", fmt.Errorf("x: %w", internal), EINTERNAL, "Internal server error.", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ErrorCode(tt.err); got != tt.wantCode {
+				t.Errorf("ErrorCode = %q, want %q", got, tt.wantCode)
+			}
+			if got := ErrorMessage(tt.err); got != tt.wantMsg {
+				t.Errorf("ErrorMessage = %q, want %q", got, tt.wantMsg)
+			}
+			got := ErrorFields(tt.err)
+			if !maps.EqualFunc(got, tt.wantFields, slices.Equal) || (got == nil) != (tt.wantFields == nil) {
+				t.Errorf("ErrorFields = %v, want %v", got, tt.wantFields)
+			}
+		})
+	}
+}
+
+func TestErrorMessageHidesInternals(t *testing.T) {
+	err := fmt.Errorf("postgres: connect: %w",
+		errors.New("failed to connect to `user=app database=tasks`: /var/run/postgresql/.s.PGSQL.5432: password authentication failed"))
+	msg := ErrorMessage(err)
+	for _, leak := range []string{"postgres", "user=app", "/var/run", "password", "5432"} {
+		if strings.Contains(msg, leak) {
+			t.Errorf("ErrorMessage = %q, reveals %q", msg, leak)
+		}
+	}
+	if ErrorFields(err) != nil {
+		t.Errorf("ErrorFields of a plain error = %v, want nil", ErrorFields(err))
+	}
+}
+
+func TestErrorf(t *testing.T) {
+	err := Errorf(EINVALID, "Limit must be between %d and %d.", 1, 100)
+	if err.Code != EINVALID {
+		t.Errorf("Code = %q, want %q", err.Code, EINVALID)
+	}
+	if want := "Limit must be between 1 and 100."; err.Message != want {
+		t.Errorf("Message = %q, want %q", err.Message, want)
+	}
+	if got := err.Error(); !strings.Contains(got, EINVALID) || !strings.Contains(got, err.Message) {
+		t.Errorf("Error() = %q, want it to carry code and message", got)
+	}
+}
+
+func TestCommonErrors(t *testing.T) {
+	// Codes and wording clients see; 5xx bodies say only the generic sentence.
+	tests := []struct {
+		name     string
+		err      error
+		wantCode string
+		wantMsg  string
+	}{
+		{"not found", ErrNotFound, ENOTFOUND, "Not found."},
+		{"not authenticated", ErrNotAuthenticated, EUNAUTHORIZED, "Authentication credentials were not provided."},
+		{"invalid token", ErrInvalidToken, EINVALIDTOKEN, "Given token not valid."},
+		{"bad credentials", ErrBadCredentials, EINVALIDTOKEN, "No active account found with the given credentials."},
+		{"forbidden", ErrForbidden, EFORBIDDEN, "You do not have permission to perform this action."},
+		{"unavailable", ErrUnavailable, EUNAVAILABLE, "Internal server error."},
+		{"precondition", ErrPrecondition, EPRECONDITION, "The resource has changed since it was read."},
+		// Reuse must look like any other bad token to the client.
+		{"token reused", ErrTokenReused, EINVALIDTOKEN, "Given token not valid."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ErrorCode(tt.err); got != tt.wantCode {
+				t.Errorf("ErrorCode = %q, want %q", got, tt.wantCode)
+			}
+			if got := ErrorMessage(tt.err); got != tt.wantMsg {
+				t.Errorf("ErrorMessage = %q, want %q", got, tt.wantMsg)
+			}
+		})
+	}
+	if errors.Is(ErrTokenReused, ErrInvalidToken) {
+		t.Errorf("ErrTokenReused is ErrInvalidToken, want a distinct value so the store can signal reuse")
+	}
+}
