@@ -46,10 +46,12 @@ type Config struct {
 	AllowedHosts        []string
 	TrustedProxies      []netip.Prefix
 
-	RateAnon     Rate
-	RateUser     Rate
-	RateLogin    Rate
-	RateRegister Rate
+	RateAnon      Rate
+	RateUser      Rate
+	RateLogin     Rate
+	RateRegister  Rate
+	RateToken     Rate // refresh, verify, blacklist, per IP
+	RateKeyCreate Rate // POST /api/keys/, per user
 
 	TLSCertFile       string
 	TLSKeyFile        string
@@ -104,6 +106,8 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 		RateUser:            r.rate("RATE_LIMIT_USER", Rate{100, time.Minute}),
 		RateLogin:           r.rate("RATE_LIMIT_LOGIN", Rate{10, time.Minute}),
 		RateRegister:        r.rate("RATE_LIMIT_REGISTER", Rate{5, time.Minute}),
+		RateToken:           r.rate("RATE_LIMIT_TOKEN", Rate{30, time.Minute}),
+		RateKeyCreate:       r.rate("RATE_LIMIT_KEY_CREATE", Rate{20, time.Minute}),
 		TLSCertFile:         r.str("TLS_CERT_FILE", ""),
 		TLSKeyFile:          r.str("TLS_KEY_FILE", ""),
 		SecureSSLRedirect:   r.boolean("SECURE_SSL_REDIRECT", false),

@@ -190,3 +190,18 @@ func FuzzParseAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// TestNULAndBrokenUTF8AreClientErrors: input PostgreSQL cannot store is a
+// 400 with a field error where there is a field, never a 500.
+func TestNULAndBrokenUTF8AreClientErrors(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	for _, q := range []string{"%00", "%ff", "a%c3"} {
+		e.do(req{method: "GET", path: "/api/tasks/?search=" + q, auth: u.bearer()}).fieldError("search")
+	}
+	e.do(req{method: "POST", path: "/api/tasks/", auth: u.bearer(), body: `{"title": "Nul inside", "description": "a\u0000b"}`}).fieldError("description")
+	r := e.do(req{method: "POST", path: "/api/token/", body: `{"username": "a\u0000", "password": "Sturdy-pass-phrase-42"}`})
+	if r.Code >= 500 {
+		t.Fatalf("NUL in a login username: status = %d", r.Code)
+	}
+}

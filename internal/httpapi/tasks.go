@@ -54,7 +54,7 @@ type taskRequest struct {
 // taskFields carries the rules of the writable text fields.
 type taskFields struct {
 	Title       string `json:"title" validate:"min=3,max=200,title"`
-	Description string `json:"description" validate:"max=10000"`
+	Description string `json:"description" validate:"max=10000,text"`
 }
 
 // update validates the request and returns the change it asks for. POST
@@ -124,6 +124,8 @@ func taskFilter(q url.Values) (task.TaskFilter, error) {
 	}
 	if utf8.RuneCountInString(f.Search) > 200 {
 		errs = append(errs, task.FieldError("search", "Search must be at most 200 characters long."))
+	} else if !utf8.ValidString(f.Search) || strings.ContainsRune(f.Search, 0) {
+		errs = append(errs, task.FieldError("search", "Search must be UTF-8 text."))
 	}
 	if v := q.Get("ordering"); v != "" {
 		f.Ordering = task.Ordering(v)

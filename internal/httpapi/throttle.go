@@ -17,9 +17,12 @@ import (
 )
 
 // throttle holds the budgets: anonymous callers per IP, users per user,
-// and the stricter ones of the credential endpoints.
+// and the stricter scoped ones of the credential endpoints, which replace
+// the general budget there (as DRF's ScopedRateThrottle does).
 type throttle struct {
-	anon, user, login, loginUser, register *ratelimit.Limiter
+	anon, user                *ratelimit.Limiter
+	login, loginUser          *ratelimit.Limiter
+	register, tokens, keyMint *ratelimit.Limiter
 }
 
 func newThrottle(cfg *config.Config, store func(window time.Duration) ratelimit.Store) *throttle {
@@ -35,6 +38,8 @@ func newThrottle(cfg *config.Config, store func(window time.Duration) ratelimit.
 		login:     limiter("login", cfg.RateLogin),
 		loginUser: limiter("login_username", cfg.RateLogin),
 		register:  limiter("register", cfg.RateRegister),
+		tokens:    limiter("token", cfg.RateToken),
+		keyMint:   limiter("key_create", cfg.RateKeyCreate),
 	}
 }
 
@@ -63,14 +68,22 @@ func (t *throttle) middleware(s *Server) func(http.Handler) http.Handler {
 func (t *throttle) pick(r *http.Request) (*ratelimit.Limiter, string) {
 	ri := info(r.Context())
 	ip := bucketIP(ri.clientIP)
-	path := routePath(r)
-	switch {
-	case r.Method == http.MethodPost && path == "/api/token":
-		return t.login, ip
-	case r.Method == http.MethodPost && path == "/api/register":
-		return t.register, ip
+	id := task.IdentityFromContext(r.Context())
+	if r.Method == http.MethodPost {
+		switch routePath(r) {
+		case "/api/token":
+			return t.login, ip
+		case "/api/register":
+			return t.register, ip
+		case "/api/token/refresh", "/api/token/verify", "/api/token/blacklist":
+			return t.tokens, ip
+		case "/api/keys":
+			if id != nil {
+				return t.keyMint, id.UserID.String()
+			}
+		}
 	}
-	if id := task.IdentityFromContext(r.Context()); id != nil {
+	if id != nil {
 		return t.user, id.UserID.String()
 	}
 	return t.anon, ip

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 
@@ -23,6 +24,10 @@ var validate = func() *validator.Validate {
 		return name
 	})
 	must(v.RegisterValidation("title", func(fl validator.FieldLevel) bool { return task.ValidTitle(fl.Field().String()) }))
+	must(v.RegisterValidation("text", func(fl validator.FieldLevel) bool {
+		s := fl.Field().String()
+		return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+	}))
 	must(v.RegisterValidation("username", func(fl validator.FieldLevel) bool { return task.ValidUsername(fl.Field().String()) }))
 	return v
 }()
@@ -73,6 +78,8 @@ func message(fe validator.FieldError) string {
 		return fmt.Sprintf("%s must be at most %s characters long.", label, fe.Param())
 	case "title":
 		return "Title may contain only letters, digits and spaces."
+	case "text":
+		return "Must be text without NUL characters."
 	case "username":
 		return "Enter a valid username: letters, digits and @/./+/-/_ only."
 	case "email":

@@ -133,6 +133,11 @@ func translate(err error, what string) error {
 	if errors.As(err, &de) {
 		return err
 	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05") {
+		// NUL or bytes that are not UTF-8 in some input: the client's fault.
+		return task.Errorf(task.EBADREQUEST, "Request contains characters that cannot be stored.")
+	}
 	if unavailable(err) {
 		return &unavailableError{cause: fmt.Errorf("postgres: %s: %w", what, err)}
 	}

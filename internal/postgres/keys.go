@@ -29,9 +29,14 @@ func scanKey(row pgx.Row) (*task.APIKey, error) {
 
 // CreateKey stores k (its hash, never the secret) and fills in its id.
 func (s *KeyStore) CreateKey(ctx context.Context, k *task.APIKey) error {
+	// As for sessions: no key is minted for a user being deactivated.
 	const q = `INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at`
+		SELECT u.id, $2, $3, $4, $5, $6 FROM users u WHERE u.id = $1 AND u.is_active FOR SHARE
+		RETURNING id, created_at`
 	err := s.db.pool.QueryRow(ctx, q, k.UserID, k.Name, k.Prefix, k.Hash, k.Scopes, k.ExpiresAt).Scan(&k.ID, &k.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return task.ErrInvalidToken
+	}
 	return translate(err, "create key")
 }
 

@@ -120,7 +120,12 @@ func (r *Revocations) listen(ctx context.Context) error {
 	r.live.Store(true)
 	r.log.Info("revocation listener connected", "recent_revocations", len(ids))
 
+	lastSweep := time.Now()
 	for {
+		if time.Since(lastSweep) > time.Minute {
+			r.forgetExpired(time.Now())
+			lastSweep = time.Now()
+		}
 		wctx, cancel := context.WithTimeout(ctx, time.Minute)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
@@ -132,7 +137,6 @@ func (r *Revocations) listen(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded):
-			r.forgetExpired(time.Now())
 			// A quiet minute: make sure the connection is still there.
 			if err := conn.Ping(ctx); err != nil {
 				return err

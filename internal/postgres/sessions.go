@@ -52,10 +52,16 @@ func revokeSessions(ctx context.Context, tx pgx.Tx, where string, args ...any) (
 // CreateSession records a login and its first refresh token.
 func (s *SessionStore) CreateSession(ctx context.Context, sess *task.Session, refreshHash []byte, refreshExpires time.Time) error {
 	return s.db.tx(ctx, "create session", func(tx pgx.Tx) error {
-		const q = `INSERT INTO sessions (id, user_id, expires_at, user_agent, ip) VALUES ($1, $2, $3, $4, $5)
+		// FOR SHARE waits for a deactivation in flight and re-reads
+		// is_active after it: a login cannot slip a session past it.
+		const q = `INSERT INTO sessions (id, user_id, expires_at, user_agent, ip)
+			SELECT $1, u.id, $3, $4, $5 FROM users u WHERE u.id = $2 AND u.is_active FOR SHARE
 			RETURNING created_at, last_used_at`
 		err := tx.QueryRow(ctx, q, sess.ID, sess.UserID, refreshExpires, sess.UserAgent, sess.IP).
 			Scan(&sess.CreatedAt, &sess.LastUsedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return task.ErrBadCredentials
+		}
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,198 @@
+package postgres_test
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acme/taskmanager/internal/pgtest"
+	"github.com/acme/taskmanager/internal/postgres"
+	"github.com/acme/taskmanager/internal/task"
+)
+
+var keySeq atomic.Uint64
+
+// newKey creates a live key for userID with a unique prefix.
+func newKey(tb testing.TB, db *postgres.DB, userID uuid.UUID) *task.APIKey {
+	tb.Helper()
+	return newKeyExpiring(tb, db, userID, nil)
+}
+
+func newKeyExpiring(tb testing.TB, db *postgres.DB, userID uuid.UUID, expires *time.Time) *task.APIKey {
+	tb.Helper()
+	n := keySeq.Add(1)
+	k := &task.APIKey{UserID: userID, Name: fmt.Sprintf("key %d", n), Prefix: fmt.Sprintf("tm_%08d", n),
+		Hash: newHash(), Scopes: []string{task.ScopeTasksRead}, ExpiresAt: expires}
+	if err := db.Keys().CreateKey(tb.Context(), k); err != nil {
+		tb.Fatalf("CreateKey: %v", err)
+	}
+	return k
+}
+
+func keyIDs(keys []*task.APIKey) []uuid.UUID {
+	var out []uuid.UUID
+	for _, k := range keys {
+		out = append(out, k.ID)
+	}
+	return out
+}
+
+func TestCreateAndFindKeys(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	ctx := t.Context()
+	u, other := newUser(t, db), newUser(t, db)
+
+	k1 := &task.APIKey{UserID: u.ID, Name: "ci", Prefix: "tm_ci0001", Hash: []byte{1, 2, 3},
+		Scopes: []string{task.ScopeTasksRead, task.ScopeTasksWrite}}
+	if err := db.Keys().CreateKey(ctx, k1); err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	if k1.ID == uuid.Nil || k1.CreatedAt.IsZero() {
+		t.Fatalf("created key = %+v, want id and created_at filled in", k1)
+	}
+	created := []*task.APIKey{k1}
+	for range 5 {
+		created = append(created, newKey(t, db, u.ID))
+	}
+	newKey(t, db, other.ID)
+
+	keys, err := db.Keys().FindKeys(ctx, u.ID)
+	if err != nil {
+		t.Fatalf("FindKeys: %v", err)
+	}
+	want := keyIDs(created)
+	slices.Reverse(want)
+	if got := keyIDs(keys); !slices.Equal(got, want) {
+		t.Fatalf("FindKeys = %v, want newest first %v", got, want)
+	}
+	got := keys[len(keys)-1]
+	if got.Name != "ci" || got.Prefix != "tm_ci0001" || !bytes.Equal(got.Hash, []byte{1, 2, 3}) ||
+		!slices.Equal(got.Scopes, k1.Scopes) || got.ExpiresAt != nil || got.LastUsedAt != nil {
+		t.Fatalf("stored key = %+v, want %+v", got, k1)
+	}
+
+	revoked := created[2]
+	if err := db.Keys().RevokeKey(ctx, u.ID, revoked.ID); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	keys, err = db.Keys().FindKeys(ctx, u.ID)
+	if err != nil {
+		t.Fatalf("FindKeys: %v", err)
+	}
+	want = slices.DeleteFunc(want, func(id uuid.UUID) bool { return id == revoked.ID })
+	if got := keyIDs(keys); !slices.Equal(got, want) {
+		t.Fatalf("FindKeys after revoking one = %v, want %v", got, want)
+	}
+	wantErr(t, "RevokeKey twice", db.Keys().RevokeKey(ctx, u.ID, revoked.ID), task.ErrNotFound)
+}
+
+func TestFindKeyByPrefix(t *testing.T) {
+	db, dsn := pgtest.Open(t)
+	ctx := t.Context()
+	conn := sqlConn(t, dsn)
+	u, inactive := newUser(t, db), newUser(t, db)
+
+	live := newKey(t, db, u.ID)
+	future := newKeyExpiring(t, db, u.ID, ptr(time.Now().Add(time.Hour)))
+	expired := newKeyExpiring(t, db, u.ID, ptr(time.Now().Add(-time.Minute)))
+	revoked := newKey(t, db, u.ID)
+	if err := db.Keys().RevokeKey(ctx, u.ID, revoked.ID); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	ofInactive := newKey(t, db, inactive.ID)
+	// Deactivate without UpdateUser, which would also revoke the key: the
+	// lookup itself must refuse keys of inactive users.
+	execSQL(t, conn, `UPDATE users SET is_active = false WHERE id = $1`, inactive.ID)
+
+	tests := []struct {
+		name   string
+		prefix string
+		want   *task.APIKey
+	}{
+		{"live", live.Prefix, live},
+		{"expires later", future.Prefix, future},
+		{"expired", expired.Prefix, nil},
+		{"revoked", revoked.Prefix, nil},
+		{"inactive user", ofInactive.Prefix, nil},
+		{"unknown", "tm_nothing", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := db.Keys().FindKeyByPrefix(ctx, tt.prefix)
+			if tt.want == nil {
+				wantErr(t, "FindKeyByPrefix", err, task.ErrNotFound)
+				return
+			}
+			if err != nil {
+				t.Fatalf("FindKeyByPrefix: %v", err)
+			}
+			if got.ID != tt.want.ID || got.UserID != tt.want.UserID || !bytes.Equal(got.Hash, tt.want.Hash) {
+				t.Fatalf("key = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRevokeKeyOfAnotherUser(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	ctx := t.Context()
+	alice, bob := newUser(t, db), newUser(t, db)
+	k := newKey(t, db, alice.ID)
+
+	wantErr(t, "RevokeKey by another user", db.Keys().RevokeKey(ctx, bob.ID, k.ID), task.ErrNotFound)
+	if _, err := db.Keys().FindKeyByPrefix(ctx, k.Prefix); err != nil {
+		t.Fatalf("FindKeyByPrefix after a foreign revoke: %v", err)
+	}
+	wantErr(t, "RevokeKey(unknown)", db.Keys().RevokeKey(ctx, alice.ID, uuid.New()), task.ErrNotFound)
+}
+
+func TestTouchKey(t *testing.T) {
+	db, dsn := pgtest.Open(t)
+	ctx := t.Context()
+	conn := sqlConn(t, dsn)
+	u := newUser(t, db)
+	k := newKey(t, db, u.ID)
+
+	lastUsed := func() *time.Time {
+		t.Helper()
+		got, err := db.Keys().FindKeyByPrefix(ctx, k.Prefix)
+		if err != nil {
+			t.Fatalf("FindKeyByPrefix: %v", err)
+		}
+		return got.LastUsedAt
+	}
+	if got := lastUsed(); got != nil {
+		t.Fatalf("LastUsedAt before use = %v, want nil", got)
+	}
+
+	before := time.Now()
+	if err := db.Keys().TouchKey(ctx, k.ID); err != nil {
+		t.Fatalf("TouchKey: %v", err)
+	}
+	first := lastUsed()
+	if first == nil || first.Before(before.Add(-time.Second)) || first.After(time.Now().Add(time.Second)) {
+		t.Fatalf("LastUsedAt = %v, want about %v", first, before)
+	}
+
+	// Within a minute a touch does not write again.
+	if err := db.Keys().TouchKey(ctx, k.ID); err != nil {
+		t.Fatalf("TouchKey: %v", err)
+	}
+	if got := lastUsed(); got == nil || !got.Equal(*first) {
+		t.Fatalf("LastUsedAt after a second touch = %v, want unchanged %v", got, first)
+	}
+
+	// After a minute it does.
+	execSQL(t, conn, `UPDATE api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = $1`, k.ID)
+	if err := db.Keys().TouchKey(ctx, k.ID); err != nil {
+		t.Fatalf("TouchKey: %v", err)
+	}
+	if got := lastUsed(); got == nil || time.Since(*got) > time.Minute {
+		t.Fatalf("LastUsedAt after a touch two minutes later = %v, want about now", got)
+	}
+}

@@ -1,0 +1,145 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/acme/taskmanager/internal/pgtest"
+	"github.com/acme/taskmanager/internal/postgres"
+	"github.com/acme/taskmanager/internal/task"
+)
+
+// The tests live in postgres_test because pgtest imports postgres.
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var userSeq atomic.Uint64
+
+// newUser creates an active account with a unique username.
+func newUser(tb testing.TB, db *postgres.DB) *task.User {
+	tb.Helper()
+	u := &task.User{Username: fmt.Sprintf("user%d", userSeq.Add(1)), PasswordHash: "argon2id$test"}
+	if err := db.Users().CreateUser(tb.Context(), u); err != nil {
+		tb.Fatalf("CreateUser: %v", err)
+	}
+	return u
+}
+
+// newHash returns the hash of a fresh random refresh token.
+func newHash() []byte {
+	sum := sha256.Sum256([]byte(rand.Text()))
+	return sum[:]
+}
+
+// newSession logs userID in and returns the session and its refresh token hash.
+func newSession(tb testing.TB, db *postgres.DB, userID uuid.UUID) (*task.Session, []byte) {
+	tb.Helper()
+	s := &task.Session{ID: uuid.New(), UserID: userID, UserAgent: "test-agent", IP: "192.0.2.1"}
+	h := newHash()
+	if err := db.Sessions().CreateSession(tb.Context(), s, h, time.Now().Add(24*time.Hour)); err != nil {
+		tb.Fatalf("CreateSession: %v", err)
+	}
+	return s, h
+}
+
+// newTask creates a task for owner.
+func newTask(tb testing.TB, db *postgres.DB, owner uuid.UUID, title, description string) *task.Task {
+	tb.Helper()
+	t := &task.Task{OwnerID: owner, Title: title, Description: description}
+	if err := db.Tasks().CreateTask(tb.Context(), t); err != nil {
+		tb.Fatalf("CreateTask(%q): %v", title, err)
+	}
+	return t
+}
+
+// sqlConn is a plain connection for setting up rows the stores cannot make.
+func sqlConn(tb testing.TB, dsn string) *pgx.Conn {
+	tb.Helper()
+	conn, err := pgx.Connect(tb.Context(), dsn)
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func execSQL(tb testing.TB, conn *pgx.Conn, q string, args ...any) {
+	tb.Helper()
+	if _, err := conn.Exec(tb.Context(), q, args...); err != nil {
+		tb.Fatalf("exec %q: %v", q, err)
+	}
+}
+
+func wantErr(tb testing.TB, what string, err, target error) {
+	tb.Helper()
+	if !errors.Is(err, target) {
+		tb.Fatalf("%s: err = %v, want %v", what, err, target)
+	}
+}
+
+func wantCode(tb testing.TB, what string, err error, code string) {
+	tb.Helper()
+	if got := task.ErrorCode(err); got != code {
+		tb.Fatalf("%s: ErrorCode(%v) = %q, want %q", what, err, got, code)
+	}
+}
+
+func isRevoked(tb testing.TB, db *postgres.DB, sid uuid.UUID) bool {
+	tb.Helper()
+	revoked, err := db.Revocations().IsRevoked(tb.Context(), sid)
+	if err != nil {
+		tb.Fatalf("IsRevoked(%s): %v", sid, err)
+	}
+	return revoked
+}
+
+// startListener runs db's revocation listener until the test ends (or stop
+// is called) and waits until it answers from memory.
+func startListener(tb testing.TB, db *postgres.DB) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		db.Revocations().Run(ctx)
+	}()
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	tb.Cleanup(stop)
+	waitFor(tb, 10*time.Second, "revocation listener to go live", db.Revocations().Live)
+	return stop
+}
+
+// waitFor polls cond until it holds or within has passed.
+func waitFor(tb testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			tb.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func ids[T interface{ *task.Task | *task.User }](items []T) []uuid.UUID {
+	out := make([]uuid.UUID, len(items))
+	for i, it := range items {
+		switch v := any(it).(type) {
+		case *task.Task:
+			out[i] = v.ID
+		case *task.User:
+			out[i] = v.ID
+		}
+	}
+	return out
+}

@@ -1,0 +1,500 @@
+package postgres_test
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acme/taskmanager/internal/pgtest"
+	"github.com/acme/taskmanager/internal/postgres"
+	"github.com/acme/taskmanager/internal/task"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func findTask(tb testing.TB, db *postgres.DB, owner, id uuid.UUID) *task.Task {
+	tb.Helper()
+	t, err := db.Tasks().FindTaskByID(tb.Context(), owner, id)
+	if err != nil {
+		tb.Fatalf("FindTaskByID: %v", err)
+	}
+	return t
+}
+
+// sameTask fails unless got still holds what want held.
+func sameTask(tb testing.TB, got, want *task.Task) {
+	tb.Helper()
+	if got.Title != want.Title || got.Description != want.Description || got.Completed != want.Completed ||
+		got.Version != want.Version || !got.UpdatedAt.Equal(want.UpdatedAt) || !got.CreatedAt.Equal(want.CreatedAt) {
+		tb.Fatalf("task = %+v, want unchanged %+v", got, want)
+	}
+}
+
+func TestCreateTask(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	owner := newUser(t, db)
+
+	before := time.Now()
+	created := &task.Task{OwnerID: owner.ID, Title: "Buy milk", Description: "two litres", Completed: true}
+	if err := db.Tasks().CreateTask(t.Context(), created); err != nil {
+		t.Fatalf("CreateTask: %v", err)
+	}
+	after := time.Now()
+
+	if created.ID == uuid.Nil {
+		t.Fatalf("ID = %v, want a generated id", created.ID)
+	}
+	if created.Version != 1 {
+		t.Fatalf("Version = %d, want 1", created.Version)
+	}
+	for name, ts := range map[string]time.Time{"CreatedAt": created.CreatedAt, "UpdatedAt": created.UpdatedAt} {
+		if ts.Before(before.Add(-time.Second)) || ts.After(after.Add(time.Second)) {
+			t.Fatalf("%s = %v, want between %v and %v", name, ts, before, after)
+		}
+	}
+	got := findTask(t, db, owner.ID, created.ID)
+	if got.OwnerID != owner.ID {
+		t.Fatalf("OwnerID = %v, want %v", got.OwnerID, owner.ID)
+	}
+	sameTask(t, got, created)
+
+	// A second task gets a different id.
+	other := newTask(t, db, owner.ID, "Buy bread", "")
+	if other.ID == created.ID {
+		t.Fatalf("second task id = %v, same as the first", other.ID)
+	}
+}
+
+func TestTaskOwnership(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	ctx := t.Context()
+	alice, bob := newUser(t, db), newUser(t, db)
+	tk := newTask(t, db, alice.ID, "Alice only", "private")
+
+	_, err := db.Tasks().FindTaskByID(ctx, bob.ID, tk.ID)
+	wantErr(t, "FindTaskByID by another owner", err, task.ErrNotFound)
+	wantCode(t, "FindTaskByID by another owner", err, task.ENOTFOUND)
+
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"update", func() error {
+			_, err := db.Tasks().UpdateTask(ctx, bob.ID, tk.ID, task.TaskUpdate{Title: ptr("Stolen"), Completed: ptr(true)})
+			return err
+		}},
+		{"update if-match current", func() error {
+			_, err := db.Tasks().UpdateTask(ctx, bob.ID, tk.ID, task.TaskUpdate{Title: ptr("Stolen"), IfMatch: task.IfMatch{tk.Version}})
+			return err
+		}},
+		{"delete", func() error { return db.Tasks().DeleteTask(ctx, bob.ID, tk.ID, nil) }},
+		{"delete if-match current", func() error { return db.Tasks().DeleteTask(ctx, bob.ID, tk.ID, task.IfMatch{tk.Version}) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			wantErr(t, tt.name, err, task.ErrNotFound)
+			sameTask(t, findTask(t, db, alice.ID, tk.ID), tk)
+		})
+	}
+
+	// Bob's own list does not show Alice's task.
+	page, err := db.Tasks().FindTasks(ctx, task.TaskFilter{OwnerID: bob.ID, Ordering: task.OrderCreatedDesc, Limit: 10})
+	if err != nil {
+		t.Fatalf("FindTasks: %v", err)
+	}
+	if len(page.Items) != 0 {
+		t.Fatalf("bob sees %d tasks, want 0", len(page.Items))
+	}
+}
+
+func TestUpdateTask(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	owner := newUser(t, db)
+	tk := newTask(t, db, owner.ID, "Old title", "keep me")
+
+	got, err := db.Tasks().UpdateTask(t.Context(), owner.ID, tk.ID, task.TaskUpdate{Title: ptr("New title"), Completed: ptr(true)})
+	if err != nil {
+		t.Fatalf("UpdateTask: %v", err)
+	}
+	if got.Title != "New title" || !got.Completed {
+		t.Fatalf("title, completed = %q, %v, want %q, true", got.Title, got.Completed, "New title")
+	}
+	if got.Description != "keep me" {
+		t.Fatalf("Description = %q, want unchanged %q", got.Description, "keep me")
+	}
+	if got.Version != tk.Version+1 {
+		t.Fatalf("Version = %d, want %d", got.Version, tk.Version+1)
+	}
+	if !got.UpdatedAt.After(tk.UpdatedAt) {
+		t.Fatalf("UpdatedAt = %v, want after %v", got.UpdatedAt, tk.UpdatedAt)
+	}
+	if !got.CreatedAt.Equal(tk.CreatedAt) {
+		t.Fatalf("CreatedAt = %v, want unchanged %v", got.CreatedAt, tk.CreatedAt)
+	}
+	sameTask(t, findTask(t, db, owner.ID, tk.ID), got)
+
+	// Every write bumps the version, even one that changes nothing.
+	again, err := db.Tasks().UpdateTask(t.Context(), owner.ID, tk.ID, task.TaskUpdate{})
+	if err != nil {
+		t.Fatalf("UpdateTask (empty): %v", err)
+	}
+	if again.Version != got.Version+1 {
+		t.Fatalf("Version = %d, want %d", again.Version, got.Version+1)
+	}
+
+	_, err = db.Tasks().UpdateTask(t.Context(), owner.ID, uuid.New(), task.TaskUpdate{Title: ptr("Nobody")})
+	wantErr(t, "UpdateTask of a missing task", err, task.ErrNotFound)
+}
+
+func TestUpdateTaskIfMatch(t *testing.T) {
+	tests := []struct {
+		name    string
+		ifMatch func(current int64) task.IfMatch
+		wantErr error
+	}{
+		{"current version", func(v int64) task.IfMatch { return task.IfMatch{v} }, nil},
+		{"one of several", func(v int64) task.IfMatch { return task.IfMatch{v + 7, v} }, nil},
+		{"stale version", func(v int64) task.IfMatch { return task.IfMatch{v - 1} }, task.ErrPrecondition},
+		{"future version", func(v int64) task.IfMatch { return task.IfMatch{v + 1} }, task.ErrPrecondition},
+		{"empty non-nil", func(int64) task.IfMatch { return task.IfMatch{} }, task.ErrPrecondition},
+	}
+	db, _ := pgtest.Open(t)
+	owner := newUser(t, db)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tk := newTask(t, db, owner.ID, "Conditional", "")
+			// Move to version 2 so that a stale version exists.
+			tk, err := db.Tasks().UpdateTask(t.Context(), owner.ID, tk.ID, task.TaskUpdate{Description: ptr("v2")})
+			if err != nil {
+				t.Fatalf("UpdateTask: %v", err)
+			}
+
+			got, err := db.Tasks().UpdateTask(t.Context(), owner.ID, tk.ID,
+				task.TaskUpdate{Title: ptr("Changed"), IfMatch: tt.ifMatch(tk.Version)})
+			if tt.wantErr != nil {
+				wantErr(t, "UpdateTask", err, tt.wantErr)
+				wantCode(t, "UpdateTask", err, task.EPRECONDITION)
+				sameTask(t, findTask(t, db, owner.ID, tk.ID), tk)
+				return
+			}
+			if err != nil {
+				t.Fatalf("UpdateTask: %v", err)
+			}
+			if got.Title != "Changed" || got.Version != tk.Version+1 {
+				t.Fatalf("title, version = %q, %d, want %q, %d", got.Title, got.Version, "Changed", tk.Version+1)
+			}
+		})
+	}
+
+	t.Run("missing task", func(t *testing.T) {
+		_, err := db.Tasks().UpdateTask(t.Context(), owner.ID, uuid.New(), task.TaskUpdate{Title: ptr("X y z"), IfMatch: task.IfMatch{1}})
+		wantErr(t, "UpdateTask", err, task.ErrNotFound)
+	})
+}
+
+func TestDeleteTask(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	ctx := t.Context()
+	owner := newUser(t, db)
+
+	t.Run("stale if-match keeps the task", func(t *testing.T) {
+		tk := newTask(t, db, owner.ID, "Keep me", "")
+		wantErr(t, "DeleteTask", db.Tasks().DeleteTask(ctx, owner.ID, tk.ID, task.IfMatch{tk.Version + 1}), task.ErrPrecondition)
+		wantErr(t, "DeleteTask", db.Tasks().DeleteTask(ctx, owner.ID, tk.ID, task.IfMatch{}), task.ErrPrecondition)
+		sameTask(t, findTask(t, db, owner.ID, tk.ID), tk)
+	})
+	t.Run("current if-match deletes", func(t *testing.T) {
+		tk := newTask(t, db, owner.ID, "Delete me", "")
+		if err := db.Tasks().DeleteTask(ctx, owner.ID, tk.ID, task.IfMatch{tk.Version}); err != nil {
+			t.Fatalf("DeleteTask: %v", err)
+		}
+		_, err := db.Tasks().FindTaskByID(ctx, owner.ID, tk.ID)
+		wantErr(t, "FindTaskByID after delete", err, task.ErrNotFound)
+		wantErr(t, "DeleteTask again", db.Tasks().DeleteTask(ctx, owner.ID, tk.ID, nil), task.ErrNotFound)
+		wantErr(t, "DeleteTask again with if-match", db.Tasks().DeleteTask(ctx, owner.ID, tk.ID, task.IfMatch{tk.Version}), task.ErrNotFound)
+	})
+}
+
+// walk follows Next from the first page and returns every page.
+func walk(tb testing.TB, db *postgres.DB, f task.TaskFilter) []*task.Page[*task.Task] {
+	tb.Helper()
+	var pages []*task.Page[*task.Task]
+	f.Cursor = nil
+	for {
+		p, err := db.Tasks().FindTasks(tb.Context(), f)
+		if err != nil {
+			tb.Fatalf("FindTasks(page %d): %v", len(pages)+1, err)
+		}
+		pages = append(pages, p)
+		if p.Next == nil {
+			return pages
+		}
+		if len(pages) > 100 {
+			tb.Fatalf("more than 100 pages: Next never ends")
+		}
+		f.Cursor = p.Next
+	}
+}
+
+func pageSizes[T any](pages []*task.Page[T]) []int {
+	var n []int
+	for _, p := range pages {
+		n = append(n, len(p.Items))
+	}
+	return n
+}
+
+func byCreated(a, b *task.Task) int {
+	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.ID[:], b.ID[:])
+}
+
+func byTitle(a, b *task.Task) int {
+	if c := strings.Compare(a.Title, b.Title); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.ID[:], b.ID[:])
+}
+
+func reversed(cmp func(a, b *task.Task) int) func(a, b *task.Task) int {
+	return func(a, b *task.Task) int { return cmp(b, a) }
+}
+
+func TestFindTasksPagination(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	owner, other := newUser(t, db), newUser(t, db)
+	var all []*task.Task
+	for i := range 25 {
+		// Seven titles for 25 tasks: title orderings must break ties by id.
+		all = append(all, newTask(t, db, owner.ID, fmt.Sprintf("Title %c", 'A'+i%7), ""))
+	}
+	for range 5 {
+		newTask(t, db, other.ID, "Title A", "")
+	}
+
+	tests := []struct {
+		ordering task.Ordering
+		cmp      func(a, b *task.Task) int
+	}{
+		{task.OrderCreatedDesc, reversed(byCreated)},
+		{task.OrderCreatedAsc, byCreated},
+		{task.OrderTitleAsc, byTitle},
+		{task.OrderTitleDesc, reversed(byTitle)},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.ordering), func(t *testing.T) {
+			want := ids(slices.SortedFunc(slices.Values(all), tt.cmp))
+			f := task.TaskFilter{OwnerID: owner.ID, Ordering: tt.ordering, Limit: 10}
+			pages := walk(t, db, f)
+
+			if got := pageSizes(pages); !slices.Equal(got, []int{10, 10, 5}) {
+				t.Fatalf("page sizes = %v, want [10 10 5]", got)
+			}
+			var got []uuid.UUID
+			for _, p := range pages {
+				got = append(got, ids(p.Items)...)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("walked ids = %v, want %v", got, want)
+			}
+			if pages[0].Previous != nil {
+				t.Fatalf("first page Previous = %+v, want nil", pages[0].Previous)
+			}
+			if pages[2].Previous == nil {
+				t.Fatalf("last page Previous = nil, want a cursor")
+			}
+
+			// Back from page 3 gives page 2, and back again page 1.
+			f.Cursor = pages[2].Previous
+			back2, err := db.Tasks().FindTasks(t.Context(), f)
+			if err != nil {
+				t.Fatalf("FindTasks(previous of page 3): %v", err)
+			}
+			if got, want := ids(back2.Items), ids(pages[1].Items); !slices.Equal(got, want) {
+				t.Fatalf("previous of page 3 = %v, want page 2 %v", got, want)
+			}
+			if back2.Next == nil || back2.Previous == nil {
+				t.Fatalf("page 2 reached backwards: Next = %v, Previous = %v, want both set", back2.Next, back2.Previous)
+			}
+			f.Cursor = back2.Previous
+			back1, err := db.Tasks().FindTasks(t.Context(), f)
+			if err != nil {
+				t.Fatalf("FindTasks(previous of page 2): %v", err)
+			}
+			if got, want := ids(back1.Items), ids(pages[0].Items); !slices.Equal(got, want) {
+				t.Fatalf("previous of page 2 = %v, want page 1 %v", got, want)
+			}
+			if back1.Previous != nil {
+				t.Fatalf("page 1 reached backwards: Previous = %+v, want nil", back1.Previous)
+			}
+
+			// Forward again from the page reached backwards gives page 3.
+			f.Cursor = back2.Next
+			fwd3, err := db.Tasks().FindTasks(t.Context(), f)
+			if err != nil {
+				t.Fatalf("FindTasks(next of page 2): %v", err)
+			}
+			if got, want := ids(fwd3.Items), ids(pages[2].Items); !slices.Equal(got, want) {
+				t.Fatalf("next of page 2 = %v, want page 3 %v", got, want)
+			}
+		})
+	}
+
+	t.Run("bad cursor", func(t *testing.T) {
+		f := task.TaskFilter{OwnerID: owner.ID, Ordering: task.OrderCreatedDesc, Limit: 10,
+			Cursor: &task.Cursor{Ordering: task.OrderCreatedDesc, Key: "Title A", ID: all[0].ID}}
+		_, err := db.Tasks().FindTasks(t.Context(), f)
+		wantCode(t, "FindTasks with a title key on created_at", err, task.EBADREQUEST)
+	})
+}
+
+func TestFindTasksCompleted(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	owner := newUser(t, db)
+	var done, open []*task.Task
+	for i := range 14 {
+		tk := newTask(t, db, owner.ID, fmt.Sprintf("Task %d", i), "")
+		if i%3 == 0 {
+			var err error
+			if tk, err = db.Tasks().UpdateTask(t.Context(), owner.ID, tk.ID, task.TaskUpdate{Completed: ptr(true)}); err != nil {
+				t.Fatalf("UpdateTask: %v", err)
+			}
+			done = append(done, tk)
+		} else {
+			open = append(open, tk)
+		}
+	}
+
+	tests := []struct {
+		completed bool
+		want      []*task.Task
+		sizes     []int
+	}{
+		{true, done, []int{4, 1}},
+		{false, open, []int{4, 4, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.completed), func(t *testing.T) {
+			pages := walk(t, db, task.TaskFilter{OwnerID: owner.ID, Completed: ptr(tt.completed), Ordering: task.OrderCreatedDesc, Limit: 4})
+			if got := pageSizes(pages); !slices.Equal(got, tt.sizes) {
+				t.Fatalf("page sizes = %v, want %v", got, tt.sizes)
+			}
+			var got []uuid.UUID
+			for _, p := range pages {
+				for _, tk := range p.Items {
+					if tk.Completed != tt.completed {
+						t.Fatalf("task %q completed = %v, want %v", tk.Title, tk.Completed, tt.completed)
+					}
+				}
+				got = append(got, ids(p.Items)...)
+			}
+			want := ids(slices.SortedFunc(slices.Values(tt.want), reversed(byCreated)))
+			if !slices.Equal(got, want) {
+				t.Fatalf("ids = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestFindTasksSearch(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	owner, other := newUser(t, db), newUser(t, db)
+	fixtures := []struct{ title, description string }{
+		{"Buy Milk", ""},
+		{"Call mom", "about the MILK delivery"},
+		{"100 percent", "done"},
+		{"Read book", "50% off at the shop"},
+		{"Write code", "use snake_case names"},
+		{"Backup", `copy C:\temp first`},
+		{"Plain task", "nothing special"},
+	}
+	for _, f := range fixtures {
+		newTask(t, db, owner.ID, f.title, f.description)
+	}
+	newTask(t, db, other.ID, "Milk for others", "another owner 100% snake_case")
+
+	tests := []struct {
+		search string
+		want   []string
+	}{
+		{"milk", []string{"Buy Milk", "Call mom"}},
+		{"MiLk", []string{"Buy Milk", "Call mom"}},
+		{"BOOK", []string{"Read book"}},
+		{"%", []string{"Read book"}},
+		{"100%", nil},
+		{"0% o", []string{"Read book"}},
+		{"_", []string{"Write code"}},
+		{"e_c", []string{"Write code"}},
+		{"0_p", nil},
+		{"k_p", nil},
+		{`\`, []string{"Backup"}},
+		{`\t`, []string{"Backup"}},
+		{"zzz", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.search, func(t *testing.T) {
+			p, err := db.Tasks().FindTasks(t.Context(), task.TaskFilter{OwnerID: owner.ID, Search: tt.search, Ordering: task.OrderTitleAsc, Limit: 100})
+			if err != nil {
+				t.Fatalf("FindTasks: %v", err)
+			}
+			var got []string
+			for _, tk := range p.Items {
+				got = append(got, tk.Title)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("search %q = %q, want %q", tt.search, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestUpdateTaskIfMatchRace sends many writes conditional on one version at
+// once: exactly one applies, the others see the precondition fail, so no
+// update is lost.
+func TestUpdateTaskIfMatchRace(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	owner := newUser(t, db)
+	tk := newTask(t, db, owner.ID, "Contended", "")
+
+	const n = 20
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = db.Tasks().UpdateTask(t.Context(), owner.ID, tk.ID,
+				task.TaskUpdate{Description: ptr(fmt.Sprintf("writer %d", i)), IfMatch: task.IfMatch{tk.Version}})
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			if winner >= 0 {
+				t.Fatalf("writers %d and %d both applied, want exactly one", winner, i)
+			}
+			winner = i
+			continue
+		}
+		wantErr(t, fmt.Sprintf("writer %d", i), err, task.ErrPrecondition)
+	}
+	if winner < 0 {
+		t.Fatalf("no writer applied, want exactly one")
+	}
+	got := findTask(t, db, owner.ID, tk.ID)
+	if want := fmt.Sprintf("writer %d", winner); got.Description != want || got.Version != tk.Version+1 {
+		t.Fatalf("description, version = %q, %d, want %q, %d", got.Description, got.Version, want, tk.Version+1)
+	}
+}
