@@ -64,12 +64,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatal("createuser printed the password")
 	}
 
-	serveCtx, stop := context.WithCancel(ctx)
-	var stdout, stderr lockedBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(serveCtx, []string{"taskmanager", "serve"}, envFunc(env), nil, &stdout, &stderr) }()
-
-	addr := waitForAddr(t, &stdout, done)
+	addr, stop, done := startServe(t, env)
 	base := "http://" + addr
 	call := func(method, path, token string, body any) (int, map[string]any) {
 		t.Helper()
@@ -142,6 +137,24 @@ func TestServeEndToEnd(t *testing.T) {
 	if strings.Contains(string(logged), access) || strings.Contains(string(logged), "correct-horse") {
 		t.Fatal("LOG_FILE holds a token or password")
 	}
+}
+
+// startServe runs serve in the background and returns its address, a
+// stop function and the channel run's result arrives on.
+func startServe(t *testing.T, env map[string]string) (string, func(), chan error) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	var stdout, stderr lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"taskmanager", "serve"}, envFunc(env), nil, &stdout, &stderr) }()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(25 * time.Second):
+		}
+	})
+	return waitForAddr(t, &stdout, done), stop, done
 }
 
 var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
