@@ -10,7 +10,7 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 PGPORT_DEV ?= 54329
 export PGPORT_DEV
 
-.PHONY: build run test lint vet bench db-start db-stop clean
+.PHONY: build run test lint vet bench db-start db-stop clean smoke
 
 ## build: compile bin/taskmanager
 build:
@@ -23,6 +23,10 @@ run:
 ## test: go vet, staticcheck, then go test -race against a throwaway PostgreSQL
 test:
 	bash scripts/test.sh
+
+## smoke: run the Postman collection (api/taskmanager.postman_collection.json) with newman against a throwaway server and PostgreSQL
+smoke:
+	bash scripts/smoke.sh
 
 ## lint: staticcheck (version pinned in scripts/test.sh)
 lint:
@@ -37,6 +41,7 @@ vet:
 ## bench: go test benchmarks, with allocations
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	bash scripts/bench.sh
 
 ## db-start: start the local development cluster in .data/pg and create the taskmanager database
 db-start:

@@ -143,6 +143,9 @@ all)
 	run_vet
 	run_lint
 	run_unit "$@"
+	# End-to-end: the Postman collection with newman against a real server (make smoke).
+	log "scripts/smoke.sh"
+	bash scripts/smoke.sh
 	;;
 vet) run_vet ;;
 lint) run_lint ;;

@@ -37,7 +37,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func envFunc(env map[string]string) func(string) string { return func(k string) string { return env[k] } }
+func envFunc(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
+}
 
 // TestServeEndToEnd runs the binary's run on a free port against a real
 // database: migrate, createuser, serve, the README's walk-through, and a

@@ -39,6 +39,7 @@ type Config struct {
 
 	MaxBodyBytes        int64
 	RegistrationEnabled bool
+	DocsEnabled         bool // /docs, /openapi.yaml and /openapi.json
 	PasswordHashLimit   int
 
 	CORSAllowedOrigins  []string
@@ -113,6 +114,8 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 		SecureSSLRedirect:   r.boolean("SECURE_SSL_REDIRECT", false),
 		HSTSSeconds:         r.integer("SECURE_HSTS_SECONDS", 0, 0),
 	}
+	// The interactive docs are a development aid unless asked for.
+	c.DocsEnabled = r.boolean("DOCS_ENABLED", !c.Production())
 	if key := getenv("JWT_SIGNING_KEY"); key != "" {
 		c.JWTSigningKey = []byte(key)
 	}

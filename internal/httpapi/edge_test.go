@@ -205,3 +205,43 @@ func TestNULAndBrokenUTF8AreClientErrors(t *testing.T) {
 		t.Fatalf("NUL in a login username: status = %d", r.Code)
 	}
 }
+
+// TestStrictJSONKeys: keys are matched exactly and once; null is no object.
+func TestStrictJSONKeys(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	e.do(req{method: "POST", path: "/api/tasks/", auth: u.bearer(), body: `{"TITLE": "Upper key"}`}).fieldError("TITLE")
+	e.do(req{method: "POST", path: "/api/tasks/", auth: u.bearer(), body: `{"title": "bad!", "title": "Good one"}`}).fieldError("title")
+	tk := decodeAs[taskJSON](e.do(req{method: "POST", path: "/api/tasks/", auth: u.bearer(), body: map[string]any{"title": "Stays put"}}).status(http.StatusCreated))
+	path := "/api/tasks/" + tk.ID.String() + "/"
+	etag := e.do(req{method: "GET", path: path, auth: u.bearer()}).Header().Get("ETag")
+	e.do(req{method: "PATCH", path: path, auth: u.bearer(), body: "null"}).errorCode(http.StatusBadRequest, "bad_request")
+	if got := e.do(req{method: "GET", path: path, auth: u.bearer()}).Header().Get("ETag"); got != etag {
+		t.Fatalf("a null PATCH changed the task: ETag %s -> %s", etag, got)
+	}
+	// If-None-Match compares weakly.
+	r := e.do(req{method: "GET", path: path, auth: u.bearer(), headers: map[string]string{"If-None-Match": "W/" + etag}})
+	if r.Code != http.StatusNotModified {
+		t.Fatalf("If-None-Match W/%s: status = %d, want 304", etag, r.Code)
+	}
+}
+
+// TestClientGoneIsNotAServerError: a request abandoned by its client is
+// logged as 499, not as a failure of ours.
+func TestClientGoneIsNotAServerError(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest("GET", "/api/tasks/", nil).WithContext(ctx)
+	r.Header.Set("Authorization", u.bearer())
+	r.RemoteAddr = "192.0.2.99:1"
+	w := httptest.NewRecorder()
+	e.srv.ServeHTTP(w, r)
+	if w.Code != statusClientClosed {
+		t.Fatalf("status = %d, want %d", w.Code, statusClientClosed)
+	}
+	if strings.Contains(e.logBuf.String(), "request failed") {
+		t.Fatal("an abandoned request was logged as a server failure")
+	}
+}

@@ -27,6 +27,9 @@ var statusByCode = map[string]int{
 	task.EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
 
+// statusClientClosed is logged when the client disconnected before the answer.
+const statusClientClosed = 499
+
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
@@ -44,6 +47,13 @@ type errorDetail struct {
 func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 	code := task.ErrorCode(err)
 	ri := info(r.Context())
+	if r.Context().Err() != nil {
+		// The client went away: nothing failed on our side and nobody
+		// reads the answer. 499 is nginx's name for it in access logs.
+		s.log.InfoContext(r.Context(), "client closed the request", "request_id", ri.id)
+		w.WriteHeader(statusClientClosed)
+		return
+	}
 	switch code {
 	case task.EINTERNAL:
 		s.log.ErrorContext(r.Context(), "request failed", "request_id", ri.id, "err", err.Error())

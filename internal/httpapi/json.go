@@ -10,9 +10,13 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/acme/taskmanager/internal/task"
 )
+
+// jsonCSP forbids a JSON answer from doing anything if a browser renders it.
+const jsonCSP = "default-src 'none'; frame-ancestors 'none'"
 
 // encode writes v as JSON with status.
 func (s *Server) encode(w http.ResponseWriter, status int, v any) {
@@ -29,7 +33,7 @@ func (s *Server) encode(w http.ResponseWriter, status int, v any) {
 		status, buf = http.StatusInternalServerError, *bytes.NewBufferString(`{"error":{"code":"internal_error","message":"Internal server error."}}`)
 	}
 	h.Set("Content-Type", "application/json")
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", jsonCSP)
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
@@ -46,20 +50,88 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return tooLarge(s.cfg.MaxBodyBytes)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		return decodeError(err, s.cfg.MaxBodyBytes)
+	}
+	// encoding/json matches field names case-insensitively and lets the
+	// last of duplicate keys win; a strict API does neither.
+	if err := checkKeys(body, dst); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err, s.cfg.MaxBodyBytes)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return tooLarge(s.cfg.MaxBodyBytes)
-		}
 		return task.Errorf(task.EMALFORMED, "Request body must contain a single JSON object.")
 	}
 	return nil
+}
+
+// checkKeys demands a JSON object whose top-level keys are dst's JSON
+// field names, spelled exactly, each at most once. Anything that is not an
+// object is left to the decoder's error messages, except null, which it
+// would silently accept.
+func checkKeys(body []byte, dst any) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		if bytes.Equal(trimmed, []byte("null")) {
+			return task.Errorf(task.EBADREQUEST, "Request body must be a JSON object.")
+		}
+		return nil
+	}
+	known := fieldNames(reflect.TypeOf(dst))
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // malformed: the decoder says so
+		}
+		key, _ := tok.(string)
+		switch {
+		case !known[key]:
+			return task.FieldError(key, "Unknown field.")
+		case seen[key]:
+			return task.FieldError(key, "Duplicate field.")
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+var fieldNameCache sync.Map // reflect.Type -> map[string]bool
+
+// fieldNames lists the JSON names of a struct's fields.
+func fieldNames(t reflect.Type) map[string]bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if names, ok := fieldNameCache.Load(t); ok {
+		return names.(map[string]bool)
+	}
+	names := map[string]bool{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		if name != "-" && f.IsExported() {
+			names[name] = true
+		}
+	}
+	fieldNameCache.Store(t, names)
+	return names
 }
 
 func tooLarge(limit int64) error {

@@ -171,6 +171,7 @@ func (e *testEnv) do(r req) *resp {
 	hr.RemoteAddr = ip + ":40000"
 	w := httptest.NewRecorder()
 	e.srv.ServeHTTP(w, hr)
+	checkAgainstSpec(e.t, hr, w)
 	return &resp{w, e.t}
 }
 

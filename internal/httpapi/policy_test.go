@@ -21,7 +21,7 @@ func TestEveryRouteDeclaresAPolicy(t *testing.T) {
 	n := 0
 	err := chi.Walk(e.srv.router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		key := method + " " + strings.TrimSuffix(route, "/")
-		if open[key] || method == http.MethodHead {
+		if open[key] || method == http.MethodHead || strings.HasPrefix(route, "/docs") || strings.HasPrefix(route, "/openapi.") {
 			return nil
 		}
 		n++

@@ -21,6 +21,9 @@ func (s *Server) routes() {
 	r.Get("/healthz", s.handleHealth)
 	r.Get("/readyz", s.handleReady)
 	r.Get("/.well-known/jwks.json", s.handleJWKS)
+	if s.cfg.DocsEnabled {
+		newDocs().routes(r)
+	}
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.noStore, s.authenticate, s.throttle.middleware(s))

@@ -231,7 +231,7 @@ func (s *Server) handleTaskGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", etag(t))
-	if inm := strings.TrimSpace(r.Header.Get("If-None-Match")); inm == "*" || slices.Contains(ifMatch(inm), t.Version) {
+	if inm := strings.TrimSpace(r.Header.Get("If-None-Match")); inm == "*" || slices.Contains(entityTags(inm, true), t.Version) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -297,10 +297,13 @@ func pathID(r *http.Request) (uuid.UUID, error) {
 // etag is the strong validator of a task: its version, which every write bumps.
 func etag(t *task.Task) string { return `"` + strconv.FormatInt(t.Version, 10) + `"` }
 
-// ifMatch parses If-Match (or If-None-Match): nil when absent or "*",
-// otherwise the versions named by strong tags of ours. Weak tags never
-// match, as RFC 9110 demands for If-Match.
-func ifMatch(h string) task.IfMatch {
+// ifMatch parses If-Match: nil when absent or "*", otherwise the versions
+// named by strong tags of ours. Weak tags never match (RFC 9110 13.1.1).
+func ifMatch(h string) task.IfMatch { return entityTags(h, false) }
+
+// entityTags parses a list of entity tags into versions; weak tags count
+// only when weak comparison is asked for (If-None-Match, RFC 9110 13.1.2).
+func entityTags(h string, weak bool) task.IfMatch {
 	h = strings.TrimSpace(h)
 	if h == "" || h == "*" {
 		return nil
@@ -308,6 +311,9 @@ func ifMatch(h string) task.IfMatch {
 	out := task.IfMatch{}
 	for _, tag := range strings.Split(h, ",") {
 		tag = strings.TrimSpace(tag)
+		if weak {
+			tag = strings.TrimPrefix(tag, "W/")
+		}
 		if len(tag) < 2 || tag[0] != '"' || tag[len(tag)-1] != '"' {
 			continue
 		}

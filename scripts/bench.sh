@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Load benchmark of a running server with wrk (`make bench` runs it after the Go
+# micro-benchmarks). Results and how to read them: docs/BENCHMARKS.md.
+#
+#   scripts/bench.sh
+#
+# - installs wrk with apt-get when it is missing (as root);
+# - builds bin/taskmanager, starts a throwaway PostgreSQL cluster (fsync off) in a
+#   mktemp directory on a free port, migrates it and starts `bin/taskmanager serve`
+#   on 127.0.0.1:<free port>, with the rate limits raised out of the way and
+#   LOG_LEVEL=warn (no access log);
+# - registers a user, obtains an access token, creates an API key and 50 tasks;
+# - runs wrk against loopback only, BENCH_RUNS rounds of three scenarios
+#   (a) GET /api/tasks/?limit=20 with a Bearer token, (b) the same with an API key,
+#   (c) GET /healthz without credentials (the floor), each run
+#   `wrk -t2 -c32 -d10s --latency`, and prints the median of the runs per scenario.
+#
+# Everything (server, cluster, temporary directory) is stopped and removed on exit.
+# The script fails if any wrk run saw socket errors or non-2xx/3xx responses.
+#
+# Environment (defaults are what docs/BENCHMARKS.md reports):
+#   BENCH_RUNS=3 BENCH_THREADS=2 BENCH_CONNECTIONS=32 BENCH_DURATION=10s
+#   BENCH_KEEP=DIR   copy the raw wrk outputs and the server log to DIR
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+RUNS=${BENCH_RUNS:-3}
+THREADS=${BENCH_THREADS:-2}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+DURATION=${BENCH_DURATION:-10s}
+TASKS=50
+
+log() { echo "== $*" >&2; }
+die() { echo "bench.sh: $*" >&2; exit 1; }
+
+# --- tools ----------------------------------------------------------------------------
+if ! command -v wrk >/dev/null 2>&1; then
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+		log "wrk not found; installing it with apt-get"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q >&2
+		apt-get install -y -q wrk >&2
+	else
+		die "wrk not found: sudo apt-get install wrk (or brew install wrk)"
+	fi
+fi
+command -v curl >/dev/null 2>&1 || die "curl not found"
+
+# free_port prints a TCP port nobody listens on at 127.0.0.1 (as scripts/test.sh).
+free_port() {
+	if command -v python3 >/dev/null 2>&1; then
+		python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+		return
+	fi
+	local port=$((55432 + RANDOM % 500))
+	# A refused connection means the port is free.
+	while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+		port=$((port + 1))
+		[ "$port" -lt 56432 ] || { echo "no free port found in 55432-56431" >&2; return 1; }
+	done
+	echo "$port"
+}
+
+random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+
+# --- cleanup --------------------------------------------------------------------------
+TMP=""
+SERVER_PID=""
+cleanup() {
+	local status=$?
+	if [ -n "$SERVER_PID" ]; then
+		kill -TERM "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+	fi
+	if [ -n "$TMP" ]; then
+		if [ "$status" -ne 0 ] && [ -s "$TMP/server.log" ]; then
+			echo "--- last lines of the server log ---" >&2
+			tail -n 20 "$TMP/server.log" >&2 || true
+		fi
+		if [ -n "${BENCH_KEEP:-}" ]; then
+			mkdir -p "$BENCH_KEEP"
+			cp "$TMP"/wrk-*.txt "$TMP/server.log" "$BENCH_KEEP/" 2>/dev/null || true
+		fi
+		bash scripts/pg.sh stop "$TMP/pg" || true
+		rm -rf "$TMP"
+	fi
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskmanager-bench.XXXXXX")
+
+# --- build, database, server ----------------------------------------------------------
+VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+log "building bin/taskmanager ($VERSION)"
+go build -ldflags "-X main.version=$VERSION" -o bin/taskmanager ./cmd/taskmanager
+
+pg_port=""
+for attempt in 1 2 3; do
+	pg_port=$(free_port)
+	# pg.sh wants DIR absent or empty; a failed attempt may leave files behind.
+	rm -rf "$TMP/pg"
+	if bash scripts/pg.sh start "$TMP/pg" "$pg_port" fast; then
+		break
+	fi
+	echo "attempt $attempt to start PostgreSQL on port $pg_port failed" >&2
+	pg_port=""
+done
+[ -n "$pg_port" ] || die "could not start PostgreSQL"
+bash scripts/pg.sh createdb "$pg_port" taskmanager
+export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/taskmanager?sslmode=disable"
+log "migrating $DATABASE_URL"
+bin/taskmanager migrate >&2
+
+app_port=$(free_port)
+BASE="http://127.0.0.1:$app_port"
+log "starting bin/taskmanager serve on 127.0.0.1:$app_port"
+APP_ENV=development \
+	LISTEN_ADDR="127.0.0.1:$app_port" \
+	JWT_SIGNING_KEY="$(random_hex 32)" \
+	RATE_LIMIT_USER=100000000/minute \
+	RATE_LIMIT_ANON=100000000/minute \
+	LOG_LEVEL=warn \
+	bin/taskmanager serve >"$TMP/server.log" 2>&1 &
+SERVER_PID=$!
+
+tries=0
+until curl -fsS -o /dev/null "$BASE/healthz" 2>/dev/null; do
+	kill -0 "$SERVER_PID" 2>/dev/null || { SERVER_PID=""; die "the server exited during start-up"; }
+	tries=$((tries + 1))
+	[ "$tries" -lt 100 ] || die "the server did not answer /healthz within 20 s"
+	sleep 0.2
+done
+
+# --- fixtures -------------------------------------------------------------------------
+# call EXPECTED_STATUS METHOD PATH [curl args...] prints the response body, and fails
+# unless the status is the expected one.
+call() {
+	local want=$1 method=$2 path=$3 status
+	shift 3
+	status=$(curl -sS -o "$TMP/body" -w '%{http_code}' -X "$method" "$@" "$BASE$path")
+	if [ "$status" != "$want" ]; then
+		echo "bench.sh: $method $path answered $status, want $want:" >&2
+		cat "$TMP/body" >&2
+		echo >&2
+		return 1
+	fi
+	cat "$TMP/body"
+}
+json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
+JSON=(-H 'Content-Type: application/json')
+
+user="bench_$(random_hex 4)"
+password="Bench-$(random_hex 12)"
+log "registering $user, creating an access token, an API key and $TASKS tasks"
+call 201 POST /api/register/ "${JSON[@]}" -d "{\"username\":\"$user\",\"password\":\"$password\"}" >/dev/null
+access=$(call 200 POST /api/token/ "${JSON[@]}" -d "{\"username\":\"$user\",\"password\":\"$password\"}" | json_field access)
+[ -n "$access" ] || die "no access token in the answer of POST /api/token/"
+BEARER="Authorization: Bearer $access"
+key=$(call 201 POST /api/keys/ "${JSON[@]}" -H "$BEARER" -d '{"name":"bench"}' | json_field key)
+[ -n "$key" ] || die "no key in the answer of POST /api/keys/"
+APIKEY="Authorization: Api-Key $key"
+for i in $(seq 1 "$TASKS"); do
+	call 201 POST /api/tasks/ "${JSON[@]}" -H "$BEARER" \
+		-d "{\"title\":\"Bench task $i\",\"description\":\"Created by scripts/bench.sh\"}" >/dev/null
+done
+
+# Both credentials must see the same full page before we measure anything.
+LIST="/api/tasks/?limit=20"
+for h in "$BEARER" "$APIKEY"; do
+	n=$(call 200 GET "$LIST" -H "$h" | grep -o '"id":' | wc -l)
+	scheme=${h#Authorization: }
+	[ "$n" -eq 20 ] || die "GET $LIST with ${scheme%% *} answered $n tasks, want 20"
+done
+
+# --- load -----------------------------------------------------------------------------
+# Scenarios: name, URL, Authorization header (empty: none).
+names=(bearer apikey healthz)
+labels=("(a) GET $LIST, Bearer" "(b) GET $LIST, Api-Key" "(c) GET /healthz, no auth")
+urls=("$BASE$LIST" "$BASE$LIST" "$BASE/healthz")
+headers=("$BEARER" "$APIKEY" "")
+
+# to_ms converts a wrk duration (123.45us, 1.23ms, 1.02s, 2.00m) to milliseconds.
+to_ms() {
+	awk -v v="$1" 'BEGIN {
+		if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+		else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+		else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+		else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+		else { printf "nan" }
+	}'
+}
+
+# median of the numbers given as arguments.
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+declare -A rps p50 p99 bad
+for name in "${names[@]}"; do rps[$name]=""; p50[$name]=""; p99[$name]=""; bad[$name]=0; done
+
+total=$((RUNS * ${#names[@]}))
+log "running wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency: $RUNS rounds of ${#names[@]} scenarios ($total runs)"
+# Rounds interleave the scenarios (a b c, a b c, ...), so that a slow spell of this
+# shared machine lands on all of them rather than on the three runs of one.
+for round in $(seq 1 "$RUNS"); do
+	for i in "${!names[@]}"; do
+		name=${names[$i]}
+		out="$TMP/wrk-$name-$round.txt"
+		args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
+		[ -z "${headers[$i]}" ] || args+=(-H "${headers[$i]}")
+		wrk "${args[@]}" "${urls[$i]}" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
+		r=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+		l50=$(awk '$1 == "50%" { print $2 }' "$out")
+		l99=$(awk '$1 == "99%" { print $2 }' "$out")
+		if [ -z "$r" ] || [ -z "$l50" ] || [ -z "$l99" ]; then
+			cat "$out" >&2
+			die "could not parse the wrk output of $name round $round"
+		fi
+		l50=$(to_ms "$l50")
+		l99=$(to_ms "$l99")
+		rps[$name]+="$r "
+		p50[$name]+="$l50 "
+		p99[$name]+="$l99 "
+		# Failures: "Non-2xx or 3xx responses: N" and "Socket errors: connect A, read B,
+		# write C, timeout D" are printed only when non-zero.
+		non2xx=$(awk -F': ' '/Non-2xx or 3xx responses/ { print $2 }' "$out")
+		sockerr=$(awk '/Socket errors/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$out")
+		errs=$((${non2xx:-0} + ${sockerr:-0}))
+		bad[$name]=$((bad[$name] + errs))
+		requests=$(awk '/requests in/ { print $1 }' "$out")
+		printf '   round %d %-8s %10s req/s  p50 %8s ms  p99 %8s ms  %8s requests  errors %s\n' \
+			"$round" "$name" "$r" "$l50" "$l99" "$requests" "$errs" >&2
+		if [ "$errs" -ne 0 ]; then
+			echo "   !! $name round $round: non-2xx/3xx ${non2xx:-0}, socket errors ${sockerr:-0}:" >&2
+			grep -E 'Non-2xx|Socket errors' "$out" | sed 's/^/   !! /' >&2
+		fi
+	done
+done
+
+# --- report ---------------------------------------------------------------------------
+declare -A m_rps m_p50 m_p99
+for name in "${names[@]}"; do
+	# shellcheck disable=SC2086 # word splitting of the collected numbers is wanted
+	m_rps[$name]=$(median ${rps[$name]})
+	# shellcheck disable=SC2086
+	m_p50[$name]=$(median ${p50[$name]})
+	# shellcheck disable=SC2086
+	m_p99[$name]=$(median ${p99[$name]})
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+echo
+echo "taskmanager load benchmark: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, median of $RUNS runs"
+echo "($(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); server, PostgreSQL and wrk share them)"
+echo
+printf '| %-37s | %10s | %9s | %9s | %6s |\n' scenario "req/s" "p50 ms" "p99 ms" errors
+echo '|---------------------------------------|-----------:|----------:|----------:|-------:|'
+for i in "${!names[@]}"; do
+	name=${names[$i]}
+	printf '| %-37s | %10.0f | %9.2f | %9.2f | %6d |\n' "${labels[$i]}" "${m_rps[$name]}" "${m_p50[$name]}" "${m_p99[$name]}" "${bad[$name]}"
+done
+echo
+echo "Api-Key / Bearer: req/s x$(ratio "${m_rps[apikey]}" "${m_rps[bearer]}"), p50 x$(ratio "${m_p50[apikey]}" "${m_p50[bearer]}"), p99 x$(ratio "${m_p99[apikey]}" "${m_p99[bearer]}")"
+echo "Bearer / Api-Key: req/s x$(ratio "${m_rps[bearer]}" "${m_rps[apikey]}"), p50 x$(ratio "${m_p50[bearer]}" "${m_p50[apikey]}"), p99 x$(ratio "${m_p99[bearer]}" "${m_p99[apikey]}")"
+echo "Bearer / healthz: req/s x$(ratio "${m_rps[bearer]}" "${m_rps[healthz]}");  Api-Key / healthz: req/s x$(ratio "${m_rps[apikey]}" "${m_rps[healthz]}")"
+
+errors=0
+for name in "${names[@]}"; do errors=$((errors + bad[$name])); done
+if [ "$errors" -ne 0 ]; then
+	echo
+	echo "bench.sh: $errors failed requests (non-2xx/3xx answers or socket errors) during the load; the numbers above are not valid" >&2
+	exit 1
+fi
