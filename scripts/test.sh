@@ -88,16 +88,24 @@ start_postgres() {
 # A throwaway redis-server from Debian on a free loopback port, for the rate limiter's
 # shared-counter tests; installed with apt-get when missing (as root).
 REDIS_PID=""
-start_redis() {
-	if ! command -v redis-server >/dev/null 2>&1; then
-		if [ "$(id -u)" -eq 0 ]; then
-			DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >&2
-		else
-			echo "redis-server not found: sudo apt-get install redis-server" >&2
-			return 1
-		fi
+# ensure_packages installs, in one apt-get run, the Debian packages the tests need
+# and a fresh machine lacks: redis-server (shared rate limits) and chromium (the
+# browser test of /docs). Off root it says what to install instead.
+ensure_packages() {
+	local -a missing=()
+	command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+	[ -n "${CHROMIUM:-}" ] || [ -x /usr/bin/chromium ] || missing+=(chromium)
+	[ ${#missing[@]} -gt 0 ] || return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing ${missing[*]}: sudo apt-get install ${missing[*]}" >&2
+		return 1
 	fi
+	log "installing ${missing[*]} with apt-get"
+	DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+}
+
+start_redis() {
 	local port
 	port=$(free_port)
 	redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
@@ -121,6 +129,7 @@ run_unit() {
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	ensure_packages
 	start_postgres
 	start_redis
 	local -a args=("$@")
