@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -47,4 +48,45 @@ func BenchmarkAuthenticatedList(b *testing.B) {
 		defer func() { e.srv.deps.Revocations = saved }()
 		run(b, u.bearer())
 	})
+}
+
+// BenchmarkRevocationOverhead alternates the same authenticated list with
+// and without the revocation check, iteration by iteration, so drift in
+// the shared machine and the database hits both alike. It reports both
+// means and their ratio.
+func BenchmarkRevocationOverhead(b *testing.B) {
+	e := newEnv(b, map[string]string{"RATE_LIMIT_USER": "1000000000/minute"})
+	u := e.newUser()
+	for i := range 50 {
+		e.do(req{method: "POST", path: "/api/tasks/", auth: u.bearer(), body: map[string]any{"title": fmt.Sprintf("Task %d", i)}}).status(http.StatusCreated)
+	}
+	checked := e.srv.deps.Revocations
+	var with, without time.Duration
+	n := 0
+	for b.Loop() {
+		e.srv.deps.Revocations = checked
+		if n%2 == 1 {
+			e.srv.deps.Revocations = neverRevoked{}
+		}
+		r := httptest.NewRequest("GET", "/api/tasks/", nil)
+		r.Header.Set("Authorization", u.bearer())
+		r.RemoteAddr = "192.0.2.1:1234"
+		w := httptest.NewRecorder()
+		start := time.Now()
+		e.srv.ServeHTTP(w, r)
+		if n%2 == 1 {
+			without += time.Since(start)
+		} else {
+			with += time.Since(start)
+		}
+		if w.Code != http.StatusOK {
+			b.Fatalf("status = %d", w.Code)
+		}
+		n++
+	}
+	e.srv.deps.Revocations = checked
+	half := float64(max(n/2, 1))
+	b.ReportMetric(float64(with.Nanoseconds())/half, "ns/checked")
+	b.ReportMetric(float64(without.Nanoseconds())/half, "ns/unchecked")
+	b.ReportMetric(float64(with)/float64(max(without, 1)), "ratio")
 }
