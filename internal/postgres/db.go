@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,7 @@ import (
 type DB struct {
 	pool        *pgxpool.Pool
 	revocations *Revocations
+	keyTouched  sync.Map // API key id -> when this instance last recorded its use
 }
 
 // Options tune Open.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -15,6 +16,10 @@ type KeyStore struct{ db *DB }
 
 // Keys returns the API key store.
 func (db *DB) Keys() *KeyStore { return &KeyStore{db: db} }
+
+// touchEvery is how stale last_used_at may get: a busy key costs one
+// write a minute, not one per request.
+const touchEvery = time.Minute
 
 const keyColumns = `k.id, k.user_id, k.name, k.prefix, k.key_hash, k.scopes, k.created_at, k.expires_at, k.last_used_at`
 
@@ -64,8 +69,17 @@ func (s *KeyStore) FindKeyByPrefix(ctx context.Context, prefix string) (*task.AP
 // TouchKey records that the key was used. It writes at most once a minute
 // per key, so a busy key does not turn every read into a write.
 func (s *KeyStore) TouchKey(ctx context.Context, id uuid.UUID) error {
+	// This instance skips the round trip while its own last touch is fresh;
+	// the WHERE clause keeps other instances from writing more often either.
+	now := time.Now()
+	if last, ok := s.db.keyTouched.Load(id); ok && now.Sub(last.(time.Time)) < touchEvery {
+		return nil
+	}
 	_, err := s.db.pool.Exec(ctx, `UPDATE api_keys SET last_used_at = now()
-		WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`, id)
+		WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2))`, id, touchEvery.Seconds())
+	if err == nil {
+		s.db.keyTouched.Store(id, now)
+	}
 	return translate(err, "touch key")
 }
 
