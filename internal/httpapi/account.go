@@ -29,11 +29,7 @@ type passwordChangeRequest struct {
 func (s *Server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 	id := task.IdentityFromContext(r.Context())
 	var req passwordChangeRequest
-	if err := s.decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := check(&req); err != nil {
+	if err := s.decodeValid(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}

@@ -121,11 +121,7 @@ type tokenPairJSON struct {
 // handleTokenObtain handles POST /api/token/: a login, which opens a session.
 func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 	var req credentials
-	if err := s.decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := check(&req); err != nil {
+	if err := s.decodeValid(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -135,13 +131,7 @@ func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := &task.Session{ID: uuid.New(), UserID: u.ID, UserAgent: truncate(r.UserAgent(), 256), IP: info(r.Context()).clientIP}
-	now := s.now()
-	refresh, refreshExp, err := s.tokens.Issue(auth.Refresh, u.ID, sess.ID, now)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	access, _, err := s.tokens.Issue(auth.Access, u.ID, sess.ID, now)
+	access, refresh, refreshExp, err := s.issuePair(u.ID, sess.ID)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -154,6 +144,16 @@ func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 	s.securityEvent(r, "login_succeeded", "session_id", sess.ID.String())
 	s.encode(w, http.StatusOK, tokenPairJSON{Access: access, Refresh: refresh, TokenType: "Bearer",
 		ExpiresIn: int(s.tokens.TTL(auth.Access).Seconds())})
+}
+
+// issuePair signs a new access token and refresh token for a session.
+func (s *Server) issuePair(userID, sessionID uuid.UUID) (access, refresh string, refreshExp time.Time, err error) {
+	now := s.now()
+	if refresh, refreshExp, err = s.tokens.Issue(auth.Refresh, userID, sessionID, now); err != nil {
+		return "", "", time.Time{}, err
+	}
+	access, _, err = s.tokens.Issue(auth.Access, userID, sessionID, now)
+	return access, refresh, refreshExp, err
 }
 
 // login checks a username and password. Unknown users, wrong passwords and
@@ -206,11 +206,7 @@ type tokenRefreshJSON struct {
 // refresh token is consumed; presenting it again kills its session.
 func (s *Server) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 	var req refreshRequest
-	if err := s.decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := check(&req); err != nil {
+	if err := s.decodeValid(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -219,13 +215,7 @@ func (s *Server) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, task.ErrInvalidToken)
 		return
 	}
-	now := s.now()
-	refresh, refreshExp, err := s.tokens.Issue(auth.Refresh, old.UserID, old.SessionID, now)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	access, _, err := s.tokens.Issue(auth.Access, old.UserID, old.SessionID, now)
+	access, refresh, refreshExp, err := s.issuePair(old.UserID, old.SessionID)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -249,11 +239,7 @@ type verifyRequest struct {
 // takes either kind of token; either must belong to a live session.
 func (s *Server) handleTokenVerify(w http.ResponseWriter, r *http.Request) {
 	var req verifyRequest
-	if err := s.decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := check(&req); err != nil {
+	if err := s.decodeValid(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -281,11 +267,7 @@ func (s *Server) handleTokenVerify(w http.ResponseWriter, r *http.Request) {
 // refresh token's session, access tokens included.
 func (s *Server) handleTokenBlacklist(w http.ResponseWriter, r *http.Request) {
 	var req refreshRequest
-	if err := s.decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := check(&req); err != nil {
+	if err := s.decodeValid(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}

@@ -134,6 +134,14 @@ func fieldNames(t reflect.Type) map[string]bool {
 	return names
 }
 
+// decodeValid decodes the body into dst and checks its validate tags.
+func (s *Server) decodeValid(w http.ResponseWriter, r *http.Request, dst any) error {
+	if err := s.decode(w, r, dst); err != nil {
+		return err
+	}
+	return check(dst)
+}
+
 func tooLarge(limit int64) error {
 	return task.Errorf(task.ETOOLARGE, "Request body is larger than %d bytes.", limit)
 }
