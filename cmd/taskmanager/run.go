@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/term"
@@ -247,7 +248,7 @@ func createUser(ctx context.Context, args []string, getenv func(string) string, 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if !task.ValidUsername(*username) || len(*username) > 150 {
+	if !task.ValidUsername(*username) || utf8.RuneCountInString(*username) > 150 {
 		return errors.New("createuser: --username is required: up to 150 letters, digits and @/./+/-/_")
 	}
 	cfg, err := loadConfig(getenv, "createuser", stderr)

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/acme/taskmanager/internal/task"
 )
@@ -78,8 +77,4 @@ func (s *Server) authorize(r *http.Request, p policy) error {
 		}
 	}
 	return nil
-}
-
-func cut(route string) (method, pattern string, ok bool) {
-	return strings.Cut(route, " ")
 }

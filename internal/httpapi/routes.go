@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -58,7 +59,7 @@ func (s *Server) routes() {
 
 // handle registers h for "METHOD /pattern" behind its policy.
 func (s *Server) handle(r chi.Router, route string, p policy, h http.HandlerFunc) {
-	method, pattern, _ := cut(route)
+	method, pattern, _ := strings.Cut(route, " ")
 	s.policies[method+" "+pattern] = p
 	r.With(s.enforce(p)).Method(method, pattern, h)
 }
