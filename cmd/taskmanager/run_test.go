@@ -16,9 +16,18 @@ import (
 	"time"
 
 	"github.com/acme/taskmanager/internal/pgtest"
+	"github.com/acme/taskmanager/internal/redistest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	redistest.Stop()
+	if built.path != "" {
+		_ = os.RemoveAll(filepath.Dir(built.path))
+	}
+	os.Exit(code)
+}
 
 type lockedBuffer struct {
 	mu sync.Mutex
