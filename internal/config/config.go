@@ -47,12 +47,14 @@ type Config struct {
 	AllowedHosts        []string
 	TrustedProxies      []netip.Prefix
 
-	RateAnon      Rate
-	RateUser      Rate
-	RateLogin     Rate
-	RateRegister  Rate
-	RateToken     Rate // refresh, verify, blacklist, per IP
-	RateKeyCreate Rate // POST /api/keys/, per user
+	RateAnon          Rate
+	RateUser          Rate
+	RateAnonSustained *Rate // optional second, longer window
+	RateUserSustained *Rate
+	RateLogin         Rate
+	RateRegister      Rate
+	RateToken         Rate // refresh, verify, blacklist, per IP
+	RateKeyCreate     Rate // POST /api/keys/, per user
 
 	TLSCertFile       string
 	TLSKeyFile        string
@@ -105,6 +107,8 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 		TrustedProxies:      r.prefixes("TRUSTED_PROXIES"),
 		RateAnon:            r.rate("RATE_LIMIT_ANON", Rate{50, time.Minute}),
 		RateUser:            r.rate("RATE_LIMIT_USER", Rate{100, time.Minute}),
+		RateAnonSustained:   r.optionalRate("RATE_LIMIT_ANON_SUSTAINED"),
+		RateUserSustained:   r.optionalRate("RATE_LIMIT_USER_SUSTAINED"),
 		RateLogin:           r.rate("RATE_LIMIT_LOGIN", Rate{10, time.Minute}),
 		RateRegister:        r.rate("RATE_LIMIT_REGISTER", Rate{5, time.Minute}),
 		RateToken:           r.rate("RATE_LIMIT_TOKEN", Rate{30, time.Minute}),
@@ -345,6 +349,15 @@ var ratePeriods = map[string]time.Duration{
 	"minute": time.Minute, "min": time.Minute, "m": time.Minute,
 	"hour": time.Hour, "h": time.Hour,
 	"day": 24 * time.Hour, "d": 24 * time.Hour,
+}
+
+// optionalRate is a rate that is off unless set.
+func (r *reader) optionalRate(name string) *Rate {
+	if r.str(name, "") == "" {
+		return nil
+	}
+	rate := r.rate(name, Rate{})
+	return &rate
 }
 
 // rate parses DRF's "100/minute" notation.

@@ -20,10 +20,14 @@ import (
 // and the stricter scoped ones of the credential endpoints, which replace
 // the general budget there (as DRF's ScopedRateThrottle does).
 type throttle struct {
-	anon, user                *ratelimit.Limiter
+	anon, user                budget
 	login, loginUser          *ratelimit.Limiter
 	register, tokens, keyMint *ratelimit.Limiter
 }
+
+// budget is a short burst limit, optionally backed by a long sustained
+// one; a request must fit both.
+type budget []*ratelimit.Limiter
 
 func newThrottle(cfg *config.Config, store func(window time.Duration) ratelimit.Store) *throttle {
 	if store == nil {
@@ -32,9 +36,16 @@ func newThrottle(cfg *config.Config, store func(window time.Duration) ratelimit.
 	limiter := func(name string, r config.Rate) *ratelimit.Limiter {
 		return ratelimit.New(name, r.Limit, r.Window, store(r.Window))
 	}
+	withSustained := func(name string, burst config.Rate, sustained *config.Rate) budget {
+		b := budget{limiter(name, burst)}
+		if sustained != nil {
+			b = append(b, limiter(name+"_sustained", *sustained))
+		}
+		return b
+	}
 	return &throttle{
-		anon:      limiter("anon", cfg.RateAnon),
-		user:      limiter("user", cfg.RateUser),
+		anon:      withSustained("anon", cfg.RateAnon, cfg.RateAnonSustained),
+		user:      withSustained("user", cfg.RateUser, cfg.RateUserSustained),
 		login:     limiter("login", cfg.RateLogin),
 		loginUser: limiter("login_username", cfg.RateLogin),
 		register:  limiter("register", cfg.RateRegister),
@@ -49,14 +60,14 @@ func newThrottle(cfg *config.Config, store func(window time.Duration) ratelimit.
 func (t *throttle) middleware(s *Server) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			lim, key := t.pick(r)
-			limited, err := take(w, r, lim, key)
+			b, key := t.pick(r)
+			limited, err := b.take(w, r, key)
 			if err != nil {
 				s.error(w, r, err)
 				return
 			}
-			if limited {
-				s.securityEvent(r, "throttled", "policy", lim.Name)
+			if limited != nil {
+				s.securityEvent(r, "throttled", "policy", limited.Name)
 				s.error(w, r, task.Errorf(task.ETHROTTLED, "Request was throttled."))
 				return
 			}
@@ -65,21 +76,21 @@ func (t *throttle) middleware(s *Server) func(http.Handler) http.Handler {
 	}
 }
 
-func (t *throttle) pick(r *http.Request) (*ratelimit.Limiter, string) {
+func (t *throttle) pick(r *http.Request) (budget, string) {
 	ri := info(r.Context())
 	ip := bucketIP(ri.clientIP)
 	id := task.IdentityFromContext(r.Context())
 	if r.Method == http.MethodPost {
 		switch routePath(r) {
 		case "/api/token":
-			return t.login, ip
+			return budget{t.login}, ip
 		case "/api/register":
-			return t.register, ip
+			return budget{t.register}, ip
 		case "/api/token/refresh", "/api/token/verify", "/api/token/blacklist":
-			return t.tokens, ip
+			return budget{t.tokens}, ip
 		case "/api/keys":
 			if id != nil {
-				return t.keyMint, id.UserID.String()
+				return budget{t.keyMint}, id.UserID.String()
 			}
 		}
 	}
@@ -89,25 +100,40 @@ func (t *throttle) pick(r *http.Request) (*ratelimit.Limiter, string) {
 	return t.anon, ip
 }
 
-// take counts one request for key against lim and sets the rate-limit
-// headers, the X-RateLimit set and the IETF draft-10 fields; it reports
-// whether the request is over the limit.
-func take(w http.ResponseWriter, r *http.Request, lim *ratelimit.Limiter, key string) (bool, error) {
-	d, err := lim.Take(r.Context(), key)
-	if err != nil {
-		return false, err
+// take counts one request for key against each limit of the budget, in
+// order, and sets the rate-limit headers: the X-RateLimit set for the
+// tightest limit, the IETF draft-10 fields for all of them. It returns the
+// limit the request is over, or nil. (A request refused by a later limit
+// stays counted by the earlier ones, as with DRF's throttle classes.)
+func (b budget) take(w http.ResponseWriter, r *http.Request, key string) (*ratelimit.Limiter, error) {
+	var policies, states []string
+	var tight ratelimit.Decision
+	var over *ratelimit.Limiter
+	for i, lim := range b {
+		d, err := lim.Take(r.Context(), key)
+		if err != nil {
+			return nil, err
+		}
+		policies = append(policies, fmt.Sprintf(`"%s";q=%d;w=%d`, lim.Name, lim.Limit, int(lim.Window.Seconds())))
+		states = append(states, fmt.Sprintf(`"%s";r=%d;t=%d`, lim.Name, d.Remaining, seconds(d.Reset)))
+		if i == 0 || d.Remaining < tight.Remaining {
+			tight = d
+		}
+		if !d.Allowed {
+			tight, over = d, lim
+			break
+		}
 	}
-	reset := seconds(d.Reset)
 	h := w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(d.Reset).Unix(), 10))
-	h.Set("RateLimit-Policy", fmt.Sprintf(`"%s";q=%d;w=%d`, lim.Name, lim.Limit, int(lim.Window.Seconds())))
-	h.Set("RateLimit", fmt.Sprintf(`"%s";r=%d;t=%d`, lim.Name, d.Remaining, reset))
-	if !d.Allowed {
-		h.Set("Retry-After", strconv.Itoa(max(seconds(d.RetryAfter), 1)))
+	h.Set("X-RateLimit-Limit", strconv.Itoa(tight.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(tight.Remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(tight.Reset).Unix(), 10))
+	h.Set("RateLimit-Policy", strings.Join(policies, ", "))
+	h.Set("RateLimit", strings.Join(states, ", "))
+	if over != nil {
+		h.Set("Retry-After", strconv.Itoa(max(seconds(tight.RetryAfter), 1)))
 	}
-	return !d.Allowed, nil
+	return over, nil
 }
 
 // seconds rounds up: a client told to wait 0 s would retry at once.

@@ -185,3 +185,26 @@ func TestRedisDownKeepsServing(t *testing.T) {
 		t.Fatalf("the fallback must be logged, got:\n%s", logs.String())
 	}
 }
+
+// TestSustainedLimit: a second, longer window caps what the burst limit
+// would allow, and both are announced.
+func TestSustainedLimit(t *testing.T) {
+	e := newEnv(t, map[string]string{"RATE_LIMIT_USER": "5/minute", "RATE_LIMIT_USER_SUSTAINED": "3/hour"})
+	u := e.newUser()
+	freshWindow(t)
+	first := e.do(req{method: "GET", path: "/api/tasks/", auth: u.bearer()}).status(http.StatusOK)
+	if got, want := first.Header().Get("RateLimit-Policy"), `"user";q=5;w=60, "user_sustained";q=3;w=3600`; got != want {
+		t.Fatalf("RateLimit-Policy = %q, want %q", got, want)
+	}
+	if got := first.Header().Get("X-RateLimit-Remaining"); got != "2" {
+		t.Fatalf("X-RateLimit-Remaining = %q, want the tighter limit's 2", got)
+	}
+	for range 2 {
+		e.do(req{method: "GET", path: "/api/tasks/", auth: u.bearer()}).status(http.StatusOK)
+	}
+	r := e.do(req{method: "GET", path: "/api/tasks/", auth: u.bearer()})
+	r.errorCode(http.StatusTooManyRequests, "throttled")
+	if ra, _ := strconv.Atoi(r.Header().Get("Retry-After")); ra <= 60 {
+		t.Fatalf("Retry-After = %d, want the hour window's wait", ra)
+	}
+}
