@@ -125,7 +125,7 @@ func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	u, err := s.login(r, *req.Username, *req.Password)
+	u, err := s.login(w, r, *req.Username, *req.Password)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -159,11 +159,13 @@ func (s *Server) issuePair(userID, sessionID uuid.UUID) (access, refresh string,
 // login checks a username and password. Unknown users, wrong passwords and
 // inactive users get the same error after the same hashing work; repeated
 // failures for one username are throttled.
-func (s *Server) login(r *http.Request, username, password string) (*task.User, error) {
+func (s *Server) login(w http.ResponseWriter, r *http.Request, username, password string) (*task.User, error) {
 	ctx := r.Context()
 	key := strings.ToLower(strings.TrimSpace(username))
-	if s.throttle.loginUser.Exceeded(ctx, key) {
-		s.securityEvent(r, "throttled", "policy", s.throttle.loginUser.Name)
+	if d, err := s.throttle.loginUser.Peek(ctx, key); err == nil && !d.Allowed {
+		lim := s.throttle.loginUser
+		setRateHeaders(w, d, []string{policyField(lim)}, []string{stateField(lim, d)})
+		s.securityEvent(r, "throttled", "policy", lim.Name)
 		return nil, task.Errorf(task.ETHROTTLED, "Request was throttled.")
 	}
 	u, err := s.deps.Users.FindUserByUsername(ctx, username)

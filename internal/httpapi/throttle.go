@@ -114,8 +114,8 @@ func (b budget) take(w http.ResponseWriter, r *http.Request, key string) (*ratel
 		if err != nil {
 			return nil, err
 		}
-		policies = append(policies, fmt.Sprintf(`"%s";q=%d;w=%d`, lim.Name, lim.Limit, int(lim.Window.Seconds())))
-		states = append(states, fmt.Sprintf(`"%s";r=%d;t=%d`, lim.Name, d.Remaining, seconds(d.Reset)))
+		policies = append(policies, policyField(lim))
+		states = append(states, stateField(lim, d))
 		if i == 0 || d.Remaining < tight.Remaining {
 			tight = d
 		}
@@ -124,16 +124,31 @@ func (b budget) take(w http.ResponseWriter, r *http.Request, key string) (*ratel
 			break
 		}
 	}
+	setRateHeaders(w, tight, policies, states)
+	return over, nil
+}
+
+// setRateHeaders sends the X-RateLimit set for d, the draft-10 fields,
+// and Retry-After when d refused the request.
+func setRateHeaders(w http.ResponseWriter, d ratelimit.Decision, policies, states []string) {
 	h := w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(tight.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(tight.Remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(tight.Reset).Unix(), 10))
+	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(d.Reset).Unix(), 10))
 	h.Set("RateLimit-Policy", strings.Join(policies, ", "))
 	h.Set("RateLimit", strings.Join(states, ", "))
-	if over != nil {
-		h.Set("Retry-After", strconv.Itoa(max(seconds(tight.RetryAfter), 1)))
+	if !d.Allowed {
+		h.Set("Retry-After", strconv.Itoa(max(seconds(d.RetryAfter), 1)))
 	}
-	return over, nil
+}
+
+// policyField and stateField are one item of RateLimit-Policy and RateLimit.
+func policyField(l *ratelimit.Limiter) string {
+	return fmt.Sprintf(`"%s";q=%d;w=%d`, l.Name, l.Limit, int(l.Window.Seconds()))
+}
+
+func stateField(l *ratelimit.Limiter, d ratelimit.Decision) string {
+	return fmt.Sprintf(`"%s";r=%d;t=%d`, l.Name, d.Remaining, seconds(d.Reset))
 }
 
 // seconds rounds up: a client told to wait 0 s would retry at once.

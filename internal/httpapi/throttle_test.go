@@ -117,8 +117,14 @@ func TestLoginThrottledPerUsername(t *testing.T) {
 			errorCode(http.StatusUnauthorized, "invalid_token")
 	}
 	// Each attempt came from a new IP; the username's budget is what ran out.
-	e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": u.password}}).
-		errorCode(http.StatusTooManyRequests, "throttled")
+	r := e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": u.password}})
+	r.errorCode(http.StatusTooManyRequests, "throttled")
+	if ra, err := strconv.Atoi(r.Header().Get("Retry-After")); err != nil || ra < 1 {
+		t.Fatalf("Retry-After = %q, want the wait in seconds", r.Header().Get("Retry-After"))
+	}
+	if p := r.Header().Get("RateLimit-Policy"); !strings.HasPrefix(p, `"login_username";q=3`) {
+		t.Fatalf("RateLimit-Policy = %q, want the username budget that refused", p)
+	}
 	other := e.newUser()
 	e.login(other)
 }

@@ -68,11 +68,20 @@ func (l *Limiter) Take(ctx context.Context, key string) (Decision, error) {
 	return d, nil
 }
 
-// Exceeded reports whether key has no budget left, without counting.
-func (l *Limiter) Exceeded(ctx context.Context, key string) bool {
-	_, win, weight := l.windows()
+// Peek decides like Take would, without counting: Allowed says whether
+// one more request for key would fit.
+func (l *Limiter) Peek(ctx context.Context, key string) (Decision, error) {
+	now, win, weight := l.windows()
 	curr, prev, err := l.store.Peek(ctx, l.Name+":"+key, win, l.Window)
-	return err == nil && int(math.Round(float64(prev)*weight+float64(curr))) >= l.Limit
+	if err != nil {
+		return Decision{}, err
+	}
+	rate := int(math.Round(float64(prev)*weight + float64(curr)))
+	d := Decision{Allowed: rate < l.Limit, Limit: l.Limit, Remaining: max(l.Limit-rate, 0), Reset: win.Add(l.Window).Sub(now)}
+	if !d.Allowed {
+		d.RetryAfter = l.retryAfter(now, win, curr, prev)
+	}
+	return d, nil
 }
 
 // Count adds one request to key's budget.

@@ -108,20 +108,27 @@ func TestSlidingWindowAndRetryAfter(t *testing.T) {
 	}
 }
 
-func TestExceededAndCount(t *testing.T) {
+func TestPeekAndCount(t *testing.T) {
 	for name, store := range map[string]Store{"local": NewLocal(time.Minute), "redis": redisStore(t, redistest.URL(t), t.Name()+time.Now().String())} {
 		t.Run(name, func(t *testing.T) {
 			l := at(New("login_username", 3, time.Minute, store), time.Second)
 			ctx := context.Background()
+			exceeded := func(key string) bool {
+				d, err := l.Peek(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return !d.Allowed
+			}
 			for i := range 3 {
-				if l.Exceeded(ctx, "alice") {
+				if exceeded("alice") {
 					t.Fatalf("exceeded after %d failures, want only after 3", i)
 				}
 				if err := l.Count(ctx, "alice"); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if !l.Exceeded(ctx, "alice") || l.Exceeded(ctx, "bob") {
+			if !exceeded("alice") || exceeded("bob") {
 				t.Fatal("alice must be over her budget and bob not")
 			}
 		})
