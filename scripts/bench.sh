@@ -24,6 +24,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib.sh
 
 RUNS=${BENCH_RUNS:-3}
 THREADS=${BENCH_THREADS:-2}
@@ -31,109 +33,53 @@ CONNECTIONS=${BENCH_CONNECTIONS:-32}
 DURATION=${BENCH_DURATION:-10s}
 TASKS=50
 
-log() { echo "== $*" >&2; }
-die() { echo "bench.sh: $*" >&2; exit 1; }
-
 # --- tools ----------------------------------------------------------------------------
 if ! command -v wrk >/dev/null 2>&1; then
 	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 		log "wrk not found; installing it with apt-get"
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -q >&2
-		apt-get install -y -q wrk >&2
+		apt_install wrk
 	else
 		die "wrk not found: sudo apt-get install wrk (or brew install wrk)"
 	fi
 fi
 command -v curl >/dev/null 2>&1 || die "curl not found"
 
-# free_port prints a TCP port nobody listens on at 127.0.0.1 (as scripts/test.sh).
-free_port() {
-	if command -v python3 >/dev/null 2>&1; then
-		python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-		return
-	fi
-	local port=$((55432 + RANDOM % 500))
-	# A refused connection means the port is free.
-	while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-		port=$((port + 1))
-		[ "$port" -lt 56432 ] || { echo "no free port found in 55432-56431" >&2; return 1; }
-	done
-	echo "$port"
-}
-
-random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
-
 # --- cleanup --------------------------------------------------------------------------
-TMP=""
-SERVER_PID=""
-cleanup() {
-	local status=$?
-	if [ -n "$SERVER_PID" ]; then
-		kill -TERM "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
+# before_cleanup STATUS runs on exit (cleanup_on_exit in scripts/lib.sh), before the
+# cluster is stopped and TMP_DIR removed.
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+before_cleanup() {
+	local status=$1
+	[ -n "$TMP_DIR" ] || return 0
+	# Stop the server first, so that its log is complete.
+	stop_server
+	if [ "$status" -ne 0 ] && [ -s "$TMP_DIR/server.log" ]; then
+		echo "--- last lines of the server log ---" >&2
+		tail -n 20 "$TMP_DIR/server.log" >&2 || true
 	fi
-	if [ -n "$TMP" ]; then
-		if [ "$status" -ne 0 ] && [ -s "$TMP/server.log" ]; then
-			echo "--- last lines of the server log ---" >&2
-			tail -n 20 "$TMP/server.log" >&2 || true
-		fi
-		if [ -n "${BENCH_KEEP:-}" ]; then
-			mkdir -p "$BENCH_KEEP"
-			cp "$TMP"/wrk-*.txt "$TMP/server.log" "$BENCH_KEEP/" 2>/dev/null || true
-		fi
-		bash scripts/pg.sh stop "$TMP/pg" || true
-		rm -rf "$TMP"
+	if [ -n "${BENCH_KEEP:-}" ]; then
+		mkdir -p "$BENCH_KEEP"
+		cp "$TMP_DIR"/wrk-*.txt "$TMP_DIR/server.log" "$BENCH_KEEP/" 2>/dev/null || true
 	fi
-	exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_on_exit
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskmanager-bench.XXXXXX")
+make_temp_dir bench
 
 # --- build, database, server ----------------------------------------------------------
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 log "building bin/taskmanager ($VERSION)"
 go build -ldflags "-X main.version=$VERSION" -o bin/taskmanager ./cmd/taskmanager
 
-pg_port=""
-for attempt in 1 2 3; do
-	pg_port=$(free_port)
-	# pg.sh wants DIR absent or empty; a failed attempt may leave files behind.
-	rm -rf "$TMP/pg"
-	if bash scripts/pg.sh start "$TMP/pg" "$pg_port" fast; then
-		break
-	fi
-	echo "attempt $attempt to start PostgreSQL on port $pg_port failed" >&2
-	pg_port=""
-done
-[ -n "$pg_port" ] || die "could not start PostgreSQL"
-bash scripts/pg.sh createdb "$pg_port" taskmanager
-export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/taskmanager?sslmode=disable"
+start_throwaway_postgres "$TMP_DIR/pg" taskmanager
 log "migrating $DATABASE_URL"
 bin/taskmanager migrate >&2
 
-app_port=$(free_port)
-BASE="http://127.0.0.1:$app_port"
-log "starting bin/taskmanager serve on 127.0.0.1:$app_port"
-APP_ENV=development \
-	LISTEN_ADDR="127.0.0.1:$app_port" \
-	JWT_SIGNING_KEY="$(random_hex 32)" \
+# Rate limits raised out of the way; LOG_LEVEL=warn: no access log.
+start_server "$TMP_DIR" \
 	RATE_LIMIT_USER=100000000/minute \
 	RATE_LIMIT_ANON=100000000/minute \
-	LOG_LEVEL=warn \
-	bin/taskmanager serve >"$TMP/server.log" 2>&1 &
-SERVER_PID=$!
-
-tries=0
-until curl -fsS -o /dev/null "$BASE/healthz" 2>/dev/null; do
-	kill -0 "$SERVER_PID" 2>/dev/null || { SERVER_PID=""; die "the server exited during start-up"; }
-	tries=$((tries + 1))
-	[ "$tries" -lt 100 ] || die "the server did not answer /healthz within 20 s"
-	sleep 0.2
-done
+	LOG_LEVEL=warn
 
 # --- fixtures -------------------------------------------------------------------------
 # call EXPECTED_STATUS METHOD PATH [curl args...] prints the response body, and fails
@@ -141,14 +87,14 @@ done
 call() {
 	local want=$1 method=$2 path=$3 status
 	shift 3
-	status=$(curl -sS -o "$TMP/body" -w '%{http_code}' -X "$method" "$@" "$BASE$path")
+	status=$(curl -sS -o "$TMP_DIR/body" -w '%{http_code}' -X "$method" "$@" "$BASE_URL$path")
 	if [ "$status" != "$want" ]; then
 		echo "bench.sh: $method $path answered $status, want $want:" >&2
-		cat "$TMP/body" >&2
+		cat "$TMP_DIR/body" >&2
 		echo >&2
 		return 1
 	fi
-	cat "$TMP/body"
+	cat "$TMP_DIR/body"
 }
 json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
 JSON=(-H 'Content-Type: application/json')
@@ -180,7 +126,7 @@ done
 # Scenarios: name, URL, Authorization header (empty: none).
 names=(bearer apikey healthz)
 labels=("(a) GET $LIST, Bearer" "(b) GET $LIST, Api-Key" "(c) GET /healthz, no auth")
-urls=("$BASE$LIST" "$BASE$LIST" "$BASE/healthz")
+urls=("$BASE_URL$LIST" "$BASE_URL$LIST" "$BASE_URL/healthz")
 headers=("$BEARER" "$APIKEY" "")
 
 # to_ms converts a wrk duration (123.45us, 1.23ms, 1.02s, 2.00m) to milliseconds.
@@ -207,7 +153,7 @@ log "running wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency: $RUNS rounds o
 for round in $(seq 1 "$RUNS"); do
 	for i in "${!names[@]}"; do
 		name=${names[$i]}
-		out="$TMP/wrk-$name-$round.txt"
+		out="$TMP_DIR/wrk-$name-$round.txt"
 		args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
 		[ -z "${headers[$i]}" ] || args+=(-H "${headers[$i]}")
 		wrk "${args[@]}" "${urls[$i]}" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }

@@ -13,6 +13,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib.sh
 root=$(pwd)
 
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
@@ -25,7 +27,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
 	port=${PGPORT_DEV:-54329}
 	bash scripts/pg.sh start "$root/.data/pg" "$port"
 	bash scripts/pg.sh createdb "$port" taskmanager
-	export DATABASE_URL="postgres://postgres@127.0.0.1:$port/taskmanager?sslmode=disable"
+	DATABASE_URL=$(pg_url "$port" taskmanager)
+	export DATABASE_URL
 	echo "run.sh: using the local database $DATABASE_URL (cluster in .data/pg)" >&2
 else
 	# Show where we connect, never the password.
@@ -38,7 +41,7 @@ if [ -z "${JWT_SIGNING_KEY:-}" ]; then
 	if [ ! -s "$keyfile" ]; then
 		(
 			umask 077
-			head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n' >"$keyfile"
+			random_hex 32 >"$keyfile"
 		)
 		echo "run.sh: generated a JWT signing key in $keyfile" >&2
 	fi

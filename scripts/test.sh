@@ -16,13 +16,13 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source-path=SCRIPTDIR/..
+. scripts/lib.sh
 
 # staticcheck 2026.2.2. The Go proxy serves honnef.co/go/tools by semantic version
 # (v0.6.1 = 2025.1.1, v0.7.0 = 2026.1, v0.8.2 = 2026.2.2); `@2025.1.1` does not
 # resolve through the proxy. v0.8.2 is the newest one and builds and runs with Go 1.26.
 STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
-
-log() { echo "== $*" >&2; }
 
 run_vet() {
 	log "go vet ./..."
@@ -41,25 +41,11 @@ run_lint() {
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly lint api/openapi.yaml
 }
 
-# free_port prints a TCP port nobody listens on at 127.0.0.1.
-free_port() {
-	if command -v python3 >/dev/null 2>&1; then
-		python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-		return
-	fi
-	local port=55432
-	# A refused connection means the port is free.
-	while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-		port=$((port + 1))
-		[ "$port" -lt 56432 ] || { echo "no free port found in 55432-56431" >&2; return 1; }
-	done
-	echo "$port"
-}
-
-PG_TMP=""
 GO_TEST_PID=""
-cleanup() {
-	local status=$?
+# before_cleanup runs on exit (cleanup_on_exit in scripts/lib.sh), before the cluster
+# is stopped and its directory removed.
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+before_cleanup() {
 	if [ -n "$GO_TEST_PID" ]; then
 		# Interrupted while the tests run: stop the test binaries (children of the go
 		# command) and go itself before pulling the database from under them.
@@ -68,27 +54,13 @@ cleanup() {
 		wait "$GO_TEST_PID" 2>/dev/null || true
 	fi
 	stop_redis
-	if [ -n "$PG_TMP" ]; then
-		bash scripts/pg.sh stop "$PG_TMP" || true
-		rm -rf "$PG_TMP"
-	fi
-	exit "$status"
 }
 
 start_postgres() {
-	PG_TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskmanager-test-pg.XXXXXX")
-	local port attempt
-	# The port is free when picked but could be taken before postgres binds it; retry.
-	for attempt in 1 2 3; do
-		port=$(free_port)
-		if bash scripts/pg.sh start "$PG_TMP" "$port" fast; then
-			export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
-			log "TEST_DATABASE_URL=$TEST_DATABASE_URL"
-			return 0
-		fi
-		echo "attempt $attempt to start PostgreSQL on port $port failed" >&2
-	done
-	return 1
+	make_temp_dir test-pg
+	start_throwaway_postgres "$TMP_DIR"
+	export TEST_DATABASE_URL=$PG_SUPERUSER_URL
+	log "TEST_DATABASE_URL=$TEST_DATABASE_URL"
 }
 
 # --- Redis -------------------------------------------------------------------------
@@ -108,15 +80,14 @@ ensure_packages() {
 		return 1
 	fi
 	log "installing ${missing[*]} with apt-get"
-	DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+	apt_install "${missing[@]}"
 }
 
 start_redis() {
 	local port
 	port=$(free_port)
 	redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
-		--dir "$PG_TMP" --logfile "$PG_TMP/redis.log" --daemonize no &
+		--dir "$TMP_DIR" --logfile "$TMP_DIR/redis.log" --daemonize no &
 	REDIS_PID=$!
 	local tries=0
 	until redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; do
@@ -133,9 +104,7 @@ stop_redis() {
 # -------------------------------------------------------------------------------------
 
 run_unit() {
-	trap cleanup EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
+	cleanup_on_exit
 	ensure_packages
 	start_postgres
 	start_redis
