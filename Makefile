@@ -28,7 +28,7 @@ test:
 smoke:
 	bash scripts/smoke.sh
 
-## lint: staticcheck (version pinned in scripts/test.sh)
+## lint: staticcheck (version pinned in scripts/test.sh) and redocly lint of api/openapi.yaml
 lint:
 	bash scripts/test.sh lint
 
@@ -36,9 +36,7 @@ lint:
 vet:
 	bash scripts/test.sh vet
 
-# Go micro-benchmarks. Load benchmarking of a running server with wrk will be added
-# as its own target next to this one.
-## bench: go test benchmarks, with allocations
+## bench: Go micro-benchmarks with allocations, then wrk against a throwaway server (docs/BENCHMARKS.md)
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 	bash scripts/bench.sh
