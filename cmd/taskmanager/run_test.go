@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -75,30 +76,11 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatal("createuser printed the password")
 	}
 
-	addr, stop, done := startServe(t, env)
+	addr, stop := startServe(t, env)
 	base := "http://" + addr
 	call := func(method, path, token string, body any) (int, map[string]any) {
 		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			raw, _ := json.Marshal(body)
-			rd = bytes.NewReader(raw)
-		}
-		r, _ := http.NewRequest(method, base+path, rd)
-		if body != nil {
-			r.Header.Set("Content-Type", "application/json")
-		}
-		if token != "" {
-			r.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var v map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&v)
-		return resp.StatusCode, v
+		return callJSON(t, base, method, path, token, body)
 	}
 
 	if code, _ := call("GET", "/healthz", "", nil); code != 200 {
@@ -127,14 +109,8 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("createuser --admin made no admin: %d", code)
 	}
 
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v after shutdown, want nil", err)
-		}
-	case <-time.After(25 * time.Second):
-		t.Fatal("serve did not stop within 25 s of shutdown")
+	if err := stop(); err != nil {
+		t.Fatalf("serve after shutdown: %v, want nil", err)
 	}
 	logged, err := os.ReadFile(logFile)
 	if err != nil {
@@ -150,27 +126,69 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 }
 
-// startServe runs serve in the background and returns its address, a
-// stop function and the channel run's result arrives on.
-func startServe(t *testing.T, env map[string]string) (string, func(), chan error) {
+// served is a serve running in the background; done closes when run
+// returns, with its result in err.
+type served struct {
+	done chan struct{}
+	err  error
+}
+
+// startServe runs serve in the background and returns its address and a
+// stop function that shuts it down and returns run's result.
+func startServe(t *testing.T, env map[string]string) (string, func() error) {
 	t.Helper()
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr lockedBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"taskmanager", "serve"}, envFunc(env), nil, &stdout, &stderr) }()
-	t.Cleanup(func() {
-		stop()
+	sv := &served{done: make(chan struct{})}
+	go func() {
+		sv.err = run(ctx, []string{"taskmanager", "serve"}, envFunc(env), nil, &stdout, &stderr)
+		close(sv.done)
+	}()
+	stop := func() error {
+		cancel()
 		select {
-		case <-done:
+		case <-sv.done:
+			return sv.err
 		case <-time.After(25 * time.Second):
+			return errors.New("serve did not stop within 25 s of shutdown")
 		}
-	})
-	return waitForAddr(t, &stdout, done), stop, done
+	}
+	t.Cleanup(func() { _ = stop() })
+	return waitForAddr(t, &stdout, sv), stop
+}
+
+// callJSON sends one JSON request, with a Bearer token when given, and
+// returns the status and the decoded body.
+func callJSON(t *testing.T, base, method, path, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	r, err := http.NewRequest(method, base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	return resp.StatusCode, v
 }
 
 var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
 
-func waitForAddr(t *testing.T, stdout *lockedBuffer, done chan error) string {
+func waitForAddr(t *testing.T, stdout *lockedBuffer, sv *served) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -178,8 +196,8 @@ func waitForAddr(t *testing.T, stdout *lockedBuffer, done chan error) string {
 			return m[1]
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("serve exited early: %v\n%s", err, stdout.String())
+		case <-sv.done:
+			t.Fatalf("serve exited early: %v\n%s", sv.err, stdout.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

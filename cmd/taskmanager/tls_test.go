@@ -53,7 +53,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // only, and marks its answers for HSTS.
 func TestServeTLS(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
-	addr, _, _ := startServe(t, map[string]string{
+	addr, _ := startServe(t, map[string]string{
 		"DATABASE_URL": pgtest.URL(t), "JWT_SIGNING_KEY": strings.Repeat("tls-key-", 8), "LISTEN_ADDR": "127.0.0.1:0",
 		"TLS_CERT_FILE": certFile, "TLS_KEY_FILE": keyFile, "SECURE_HSTS_SECONDS": "31536000",
 	})
@@ -79,7 +79,7 @@ func TestServeTLS(t *testing.T) {
 // TestRedirectToHTTPS: with SECURE_SSL_REDIRECT a plain-HTTP request gets
 // a 308 to the https URL; probes are answered as they are.
 func TestRedirectToHTTPS(t *testing.T) {
-	addr, _, _ := startServe(t, map[string]string{
+	addr, _ := startServe(t, map[string]string{
 		"DATABASE_URL": pgtest.URL(t), "JWT_SIGNING_KEY": strings.Repeat("tls-key-", 8), "LISTEN_ADDR": "127.0.0.1:0",
 		"SECURE_SSL_REDIRECT": "true",
 	})
@@ -104,7 +104,7 @@ func TestRedirectToHTTPS(t *testing.T) {
 
 // TestRateLimitCheckScript runs the tutorial's rate-limit check as shipped.
 func TestRateLimitCheckScript(t *testing.T) {
-	addr, _, _ := startServe(t, map[string]string{
+	addr, _ := startServe(t, map[string]string{
 		"DATABASE_URL": pgtest.URL(t), "JWT_SIGNING_KEY": strings.Repeat("rl-key--", 8), "LISTEN_ADDR": "127.0.0.1:0",
 	})
 	out, err := exec.Command("bash", "../../scripts/ratelimit_check", "http://"+addr).CombinedOutput()
