@@ -51,7 +51,7 @@ type Config struct {
 	RateUser          Rate
 	RateAnonSustained *Rate // optional second, longer window
 	RateUserSustained *Rate
-	RateLogin         Rate
+	RateLogin         Rate // per IP on /api/token/, and failed logins per username
 	RateRegister      Rate
 	RateToken         Rate // refresh, verify, blacklist, per IP
 	RateKeyCreate     Rate // POST /api/keys/, per user
@@ -183,6 +183,11 @@ func (c *Config) checkServe(r *reader) {
 	}
 	if len(c.AllowedHosts) == 0 {
 		r.problem("ALLOWED_HOSTS is required when APP_ENV=production")
+	}
+	for _, h := range c.AllowedHosts {
+		if h == "*" {
+			r.problem("ALLOWED_HOSTS=* accepts any Host, refused when APP_ENV=production: list the names clients use")
+		}
 	}
 	for _, o := range c.CORSAllowedOrigins {
 		if u, err := url.Parse(o); err == nil && strings.EqualFold(u.Scheme, "http") {

@@ -515,3 +515,12 @@ func TestOriginsAreNormalised(t *testing.T) {
 		}
 	}
 }
+
+func TestProductionRefusesAnyHost(t *testing.T) {
+	env := map[string]string{"APP_ENV": "production", "DATABASE_URL": "postgres://db/x", "JWT_SIGNING_KEY": strings.Repeat("s", 40),
+		"ALLOWED_HOSTS": "*", "SECURE_SSL_REDIRECT": "true"}
+	_, err := Load(func(k string) string { return env[k] }, "serve")
+	if err == nil || !strings.Contains(err.Error(), "ALLOWED_HOSTS=*") {
+		t.Fatalf("ALLOWED_HOSTS=* in production: err = %v, want a refusal naming it", err)
+	}
+}

@@ -107,7 +107,7 @@ func hashError(err error) error {
 }
 
 type credentials struct {
-	Username *string `json:"username" validate:"required"`
+	Username *string `json:"username" validate:"required,max=150"`
 	Password *string `json:"password" validate:"required"`
 }
 
@@ -157,14 +157,20 @@ func (s *Server) issuePair(userID, sessionID uuid.UUID) (access, refresh string,
 }
 
 // login checks a username and password. Unknown users, wrong passwords and
-// inactive users get the same error after the same hashing work; repeated
-// failures for one username are throttled.
+// inactive users get the same error after the same hashing work. Each
+// attempt is counted against the username before the password is checked,
+// so racing guesses cannot slip past the budget; a success is refunded, so
+// only failures use it up.
 func (s *Server) login(w http.ResponseWriter, r *http.Request, username, password string) (*task.User, error) {
 	ctx := r.Context()
 	key := strings.ToLower(strings.TrimSpace(username))
-	if d, err := s.throttle.loginUser.Peek(ctx, key); err == nil && !d.Allowed {
-		lim := s.throttle.loginUser
-		setRateHeaders(w, d, []string{policyField(lim)}, []string{stateField(lim, d)})
+	lim := s.throttle.loginUser
+	attempt, err := lim.Take(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if !attempt.Allowed {
+		setRateHeaders(w, attempt, []string{policyField(lim)}, []string{stateField(lim, attempt)})
 		s.securityEvent(r, "throttled", "policy", lim.Name)
 		return nil, task.Errorf(task.ETHROTTLED, "Request was throttled.")
 	}
@@ -181,10 +187,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, username, passwor
 		return nil, err
 	}
 	if !ok || !u.IsActive {
-		_ = s.throttle.loginUser.Count(ctx, key) // a store failure must not turn into a login
 		s.securityEvent(r, "login_failed")
 		return nil, task.ErrBadCredentials
 	}
+	_ = lim.Refund(ctx, key, attempt) // a store failure must not fail a good login
 	return u, nil
 }
 
@@ -245,24 +251,31 @@ func (s *Server) handleTokenVerify(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	tok, err := s.tokens.Verify(auth.Access, *req.Token)
-	if err != nil {
-		tok, err = s.tokens.Verify(auth.Refresh, *req.Token)
-	}
-	if err != nil {
-		s.error(w, r, task.ErrInvalidToken)
-		return
-	}
-	revoked, err := s.deps.Revocations.IsRevoked(r.Context(), tok.SessionID)
-	if err != nil {
+	if err := s.verifyToken(r.Context(), *req.Token); err != nil {
 		s.error(w, r, err)
 		return
 	}
-	if revoked {
-		s.error(w, r, task.ErrInvalidToken)
-		return
-	}
 	s.encode(w, http.StatusOK, struct{}{})
+}
+
+// verifyToken accepts a live access token, or a refresh token that is
+// still the current one of its session: revocation memory covers only an
+// access token's lifetime, so refresh tokens are checked in the database.
+func (s *Server) verifyToken(ctx context.Context, raw string) error {
+	if tok, err := s.tokens.Verify(auth.Access, raw); err == nil {
+		revoked, err := s.deps.Revocations.IsRevoked(ctx, tok.SessionID)
+		if err != nil {
+			return err
+		}
+		if revoked {
+			return task.ErrInvalidToken
+		}
+		return nil
+	}
+	if _, err := s.tokens.Verify(auth.Refresh, raw); err != nil {
+		return task.ErrInvalidToken
+	}
+	return s.deps.Sessions.CheckRefreshToken(ctx, auth.HashToken(raw))
 }
 
 // handleTokenBlacklist handles POST /api/token/blacklist/: logout of the

@@ -289,3 +289,32 @@ func (e *testEnv) newAdmin() *user {
 	}
 	return u
 }
+
+// TestVerifyRefreshTokens: verify accepts only a refresh token that is
+// still the current one of a live session, however long ago the session
+// ended (the revocation memory only spans an access token's lifetime).
+func TestVerifyRefreshTokens(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	verify := func(tok string) int {
+		return e.do(req{method: "POST", path: "/api/token/verify/", body: map[string]string{"token": tok}}).Code
+	}
+	if got := verify(u.refresh); got != http.StatusOK {
+		t.Fatalf("a current refresh token: verify = %d, want 200", got)
+	}
+	rotated := decodeAs[tokenRefreshJSON](e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": u.refresh}}).status(http.StatusOK))
+	if got := verify(u.refresh); got != http.StatusUnauthorized {
+		t.Fatalf("a rotated-out refresh token: verify = %d, want 401", got)
+	}
+	e.do(req{method: "POST", path: "/api/token/blacklist/", body: map[string]string{"refresh": rotated.Refresh}}).status(http.StatusOK)
+	// A second instance whose memory never saw the logout.
+	db2, err := postgres.Open(context.Background(), e.dsn, postgres.Options{TokenTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db2.Close)
+	other := newEnvOn(t, db2, e.dsn, nil)
+	if got := other.do(req{method: "POST", path: "/api/token/verify/", body: map[string]string{"token": rotated.Refresh}}).Code; got != http.StatusUnauthorized {
+		t.Fatalf("a logged-out refresh token on another instance: verify = %d, want 401", got)
+	}
+}

@@ -25,19 +25,35 @@ func (s *Server) clientAddr(r *http.Request) (string, bool) {
 		return peer.String(), r.TLS != nil
 	}
 	secure := r.TLS != nil || strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
-	client := peer
+	client := peer.String()
 	entries := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(entries) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(entries[i]))
-		if err != nil {
-			break
+		entry := strings.TrimSpace(entries[i])
+		if entry == "" {
+			continue
 		}
-		client = a.Unmap()
-		if !s.trusted(client) {
+		a, ok := forwardedAddr(entry)
+		if !ok {
+			// Not an address ("unknown", garbage): key on the text itself
+			// rather than lumping every client in with the proxy.
+			return truncate(entry, 64), secure
+		}
+		client = a.String()
+		if !s.trusted(a) {
 			break
 		}
 	}
-	return client.String(), secure
+	return client, secure
+}
+
+// forwardedAddr reads an X-Forwarded-For entry, with or without a port or
+// IPv6 brackets, as load balancers variously write it.
+func forwardedAddr(entry string) (netip.Addr, bool) {
+	if ap, err := netip.ParseAddrPort(entry); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(entry, "["), "]"))
+	return a.Unmap(), err == nil
 }
 
 func (s *Server) trusted(a netip.Addr) bool {

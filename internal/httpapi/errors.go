@@ -84,10 +84,7 @@ func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 // handleMethodNotAllowed answers a known route called with another method,
 // listing the methods it has.
 func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.Path
-	if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
-		path = rctx.RoutePath
-	}
+	path := routePath(r)
 	var allow []string
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		if s.router.Match(chi.NewRouteContext(), m, path) {

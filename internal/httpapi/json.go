@@ -21,10 +21,6 @@ const jsonCSP = "default-src 'none'; frame-ancestors 'none'"
 // encode writes v as JSON with status.
 func (s *Server) encode(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
-	if v == nil {
-		w.WriteHeader(status)
-		return
-	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	if err := enc.Encode(v); err != nil {
@@ -60,7 +56,8 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	dec.DisallowUnknownFields() // checkKeys sees only the top level; this guards nested objects
+
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err, s.cfg.MaxBodyBytes)
 	}

@@ -133,7 +133,11 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := strings.ToLower(r.Host)
-		if h, _, err := net.SplitHostPort(host); err == nil {
+		if h, port, err := net.SplitHostPort(host); err == nil {
+			if _, perr := strconv.ParseUint(port, 10, 16); perr != nil {
+				s.error(w, r, task.Errorf(task.EBADREQUEST, "Invalid Host header."))
+				return
+			}
 			host = h
 		}
 		host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
@@ -170,6 +174,10 @@ func (s *Server) redirectToHTTPS(next http.Handler) http.Handler {
 // cors answers preflights itself, before authentication and throttling,
 // and adds CORS headers to every answer for an allowed origin, errors too.
 func (s *Server) cors() func(http.Handler) http.Handler {
+	if len(s.cfg.CORSAllowedOrigins) == 0 && !s.cfg.CORSAllowAllOrigins {
+		// go-chi/cors reads an empty list as "every origin"; no list means none.
+		return func(next http.Handler) http.Handler { return next }
+	}
 	opts := cors.Options{
 		AllowedOrigins: s.cfg.CORSAllowedOrigins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
@@ -196,7 +204,7 @@ func (s *Server) noStore(next http.Handler) http.Handler {
 // authenticate identifies the caller from the Authorization header. A bad
 // credential leaves the request anonymous (for throttling) and marked, so a
 // protected route answers invalid_token; it never falls back to another
-// identity. Only an unreachable database stops the request here.
+// identity. Any other failure (an unreachable database) stops the request.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		header := r.Header.Get("Authorization")

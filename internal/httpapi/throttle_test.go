@@ -214,3 +214,28 @@ func TestSustainedLimit(t *testing.T) {
 		t.Fatalf("Retry-After = %d, want the hour window's wait", ra)
 	}
 }
+
+// TestLoginBudgetHoldsUnderARace: concurrent wrong guesses for one
+// username, each from its own IP, cannot get past the username's budget.
+func TestLoginBudgetHoldsUnderARace(t *testing.T) {
+	e := newEnv(t, map[string]string{"RATE_LIMIT_LOGIN": "5/minute"})
+	u := e.newUser()
+	freshWindow(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[int]int{}
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": "Wrong-guess-123456"}}).Code
+			mu.Lock()
+			counts[c]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if counts[http.StatusUnauthorized] != 5 || counts[http.StatusTooManyRequests] != 35 {
+		t.Fatalf("statuses = %v, want exactly 5 checked guesses (401) and 35 x 429", counts)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,8 +16,10 @@ import (
 // Revocations answers "is this session revoked?" from memory. Each instance
 // keeps the sessions revoked within the lifetime of an access token, loads
 // them when its listener connects and learns of new ones through
-// LISTEN/NOTIFY. While the listener is down it asks the database instead,
-// so a revocation is never missed, only slower to check.
+// LISTEN/NOTIFY. The memory is trusted only while the listener has shown
+// signs of life within the last few seconds; otherwise (listener down, or a
+// connection that died silently) it asks the database, so a revocation is
+// never missed, only slower to check.
 type Revocations struct {
 	pool interface {
 		QueryRow(context.Context, string, ...any) pgx.Row
@@ -25,14 +28,22 @@ type Revocations struct {
 	keep    time.Duration // how long a revoked session's tokens can still be presented
 	log     *slog.Logger
 
-	live    atomic.Bool
+	heard   atomic.Int64 // unix nanoseconds of the listener's last sign of life; 0 when down
 	mu      sync.RWMutex
 	revoked map[uuid.UUID]time.Time // session id -> when it may be forgotten
 }
 
+// Listener timing: a quiet connection is pinged every pingEvery, and the
+// memory is trusted for staleAfter after the last sign of life.
+const (
+	pingEvery  = 5 * time.Second
+	pingWait   = 3 * time.Second
+	staleAfter = 3 * pingEvery
+)
+
 // IsRevoked reports whether the session was revoked.
 func (r *Revocations) IsRevoked(ctx context.Context, sid uuid.UUID) (bool, error) {
-	if r.live.Load() {
+	if r.Live() {
 		r.mu.RLock()
 		_, ok := r.revoked[sid]
 		r.mu.RUnlock()
@@ -48,7 +59,12 @@ func (r *Revocations) IsRevoked(ctx context.Context, sid uuid.UUID) (bool, error
 
 // Live reports whether the listener is connected, so checks are answered
 // from memory.
-func (r *Revocations) Live() bool { return r.live.Load() }
+func (r *Revocations) Live() bool {
+	heard := r.heard.Load()
+	return heard != 0 && time.Since(time.Unix(0, heard)) < staleAfter
+}
+
+func (r *Revocations) alive() { r.heard.Store(time.Now().UnixNano()) }
 
 // add records revocations this instance made itself, so it honours them
 // before its own NOTIFY comes back.
@@ -80,7 +96,7 @@ func (r *Revocations) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := r.listen(ctx)
-		r.live.Store(false)
+		r.heard.Store(0)
 		if ctx.Err() != nil {
 			return
 		}
@@ -98,7 +114,13 @@ func (r *Revocations) Run(ctx context.Context) {
 }
 
 func (r *Revocations) listen(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, r.connCfg)
+	cfg := r.connCfg.Copy()
+	// Keepalives notice a peer that vanished without closing the connection
+	// (a NAT or load balancer dropping it) in seconds, not the kernel's minutes.
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 3}}
+	cfg.DialFunc = dialer.DialContext
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -117,7 +139,7 @@ func (r *Revocations) listen(ctx context.Context) error {
 		return err
 	}
 	r.add(ids...)
-	r.live.Store(true)
+	r.alive()
 	r.log.Info("revocation listener connected", "recent_revocations", len(ids))
 
 	lastSweep := time.Now()
@@ -126,21 +148,26 @@ func (r *Revocations) listen(ctx context.Context) error {
 			r.forgetExpired(time.Now())
 			lastSweep = time.Now()
 		}
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		wctx, cancel := context.WithTimeout(ctx, pingEvery)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
 		case err == nil:
+			r.alive()
 			if id, perr := uuid.Parse(n.Payload); perr == nil {
 				r.add(id)
 			}
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded):
-			// A quiet minute: make sure the connection is still there.
-			if err := conn.Ping(ctx); err != nil {
+			// Quiet: prove the connection still carries traffic.
+			pctx, cancel := context.WithTimeout(ctx, pingWait)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil {
 				return err
 			}
+			r.alive()
 		default:
 			return err
 		}

@@ -119,6 +119,23 @@ func (s *SessionStore) RotateRefreshToken(ctx context.Context, oldHash, newHash 
 	return sess, err
 }
 
+// CheckRefreshToken reports whether hash is an unused, unexpired refresh
+// token of a live session of an active user.
+func (s *SessionStore) CheckRefreshToken(ctx context.Context, hash []byte) error {
+	var ok bool
+	err := s.db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens rt
+		JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id
+		WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > now()
+		AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active)`, hash).Scan(&ok)
+	if err != nil {
+		return translate(err, "check refresh token")
+	}
+	if !ok {
+		return task.ErrInvalidToken
+	}
+	return nil
+}
+
 // RevokeSessionByRefreshToken logs out the session of a current refresh
 // token. A consumed token is reuse: its session dies and ErrTokenReused says so.
 func (s *SessionStore) RevokeSessionByRefreshToken(ctx context.Context, hash []byte) (*task.Session, error) {
@@ -148,17 +165,31 @@ func (s *SessionStore) revokeByID(ctx context.Context, id uuid.UUID) error {
 }
 
 func (s *SessionStore) revoke(ctx context.Context, where string, args ...any) error {
-	var ids []uuid.UUID
-	err := s.db.tx(ctx, "revoke sessions", func(tx pgx.Tx) error {
-		var err error
-		ids, err = revokeSessions(ctx, tx, where, args...)
+	return s.db.revoking(ctx, "revoke sessions", func(_ pgx.Tx, revoke revokeFunc) error {
+		_, err := revoke(where, args...)
 		return err
 	})
-	if err != nil {
-		return err
+}
+
+// revokeFunc revokes the live sessions matching where and says how many.
+type revokeFunc func(where string, args ...any) (int, error)
+
+// revoking runs fn in a transaction in which revoke revokes sessions. Their
+// ids reach this instance's memory once the transaction commits, as the
+// NOTIFY reaches the other instances.
+func (db *DB) revoking(ctx context.Context, what string, fn func(tx pgx.Tx, revoke revokeFunc) error) error {
+	var ids []uuid.UUID
+	err := db.tx(ctx, what, func(tx pgx.Tx) error {
+		return fn(tx, func(where string, args ...any) (int, error) {
+			got, err := revokeSessions(ctx, tx, where, args...)
+			ids = append(ids, got...)
+			return len(got), err
+		})
+	})
+	if err == nil {
+		db.revocations.add(ids...)
 	}
-	s.db.revocations.add(ids...)
-	return nil
+	return err
 }
 
 // FindSessions returns the user's live sessions, newest first.
@@ -174,20 +205,13 @@ func (s *SessionStore) FindSessions(ctx context.Context, userID uuid.UUID) ([]*t
 
 // RevokeSession logs out one of the user's sessions.
 func (s *SessionStore) RevokeSession(ctx context.Context, userID, id uuid.UUID) error {
-	var ids []uuid.UUID
-	err := s.db.tx(ctx, "revoke session", func(tx pgx.Tx) error {
-		var err error
-		ids, err = revokeSessions(ctx, tx, `id = $1 AND user_id = $2 AND expires_at > now()`, id, userID)
-		if err == nil && len(ids) == 0 {
+	return s.db.revoking(ctx, "revoke session", func(_ pgx.Tx, revoke revokeFunc) error {
+		n, err := revoke(`id = $1 AND user_id = $2 AND expires_at > now()`, id, userID)
+		if err == nil && n == 0 {
 			return task.ErrNotFound
 		}
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	s.db.revocations.add(ids...)
-	return nil
 }
 
 // RevokeSessions logs out every session of the user but except.

@@ -95,8 +95,7 @@ func (s *UserStore) CreateUser(ctx context.Context, u *task.User) error {
 // working once it commits.
 func (s *UserStore) UpdateUser(ctx context.Context, id uuid.UUID, upd task.UserUpdate) (*task.User, error) {
 	var u *task.User
-	var revoked []uuid.UUID
-	err := s.db.tx(ctx, "update user", func(tx pgx.Tx) error {
+	err := s.db.revoking(ctx, "update user", func(tx pgx.Tx, revoke revokeFunc) error {
 		const q = `UPDATE users SET is_active = COALESCE($2, is_active), is_admin = COALESCE($3, is_admin)
 			WHERE id = $1 RETURNING ` + userColumns
 		var err error
@@ -107,7 +106,7 @@ func (s *UserStore) UpdateUser(ctx context.Context, id uuid.UUID, upd task.UserU
 		if err != nil || u.IsActive {
 			return err
 		}
-		if revoked, err = revokeSessions(ctx, tx, `user_id = $1`, id); err != nil {
+		if _, err := revoke(`user_id = $1`, id); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, id)
@@ -116,14 +115,12 @@ func (s *UserStore) UpdateUser(ctx context.Context, id uuid.UUID, upd task.UserU
 	if err != nil {
 		return nil, err
 	}
-	s.db.revocations.add(revoked...)
 	return u, nil
 }
 
 // SetPassword stores a new password hash and revokes every other session.
 func (s *UserStore) SetPassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID) error {
-	var revoked []uuid.UUID
-	err := s.db.tx(ctx, "set password", func(tx pgx.Tx) error {
+	return s.db.revoking(ctx, "set password", func(tx pgx.Tx, revoke revokeFunc) error {
 		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE id = $1`, id, hash)
 		if err != nil {
 			return err
@@ -131,11 +128,7 @@ func (s *UserStore) SetPassword(ctx context.Context, id uuid.UUID, hash string, 
 		if tag.RowsAffected() == 0 {
 			return task.ErrNotFound
 		}
-		revoked, err = revokeSessions(ctx, tx, `user_id = $1 AND id <> $2`, id, keep)
+		_, err = revoke(`user_id = $1 AND id <> $2`, id, keep)
 		return err
 	})
-	if err == nil {
-		s.db.revocations.add(revoked...)
-	}
-	return err
 }

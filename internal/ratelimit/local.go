@@ -43,10 +43,10 @@ func (s *Local) Peek(_ context.Context, key string, win time.Time, window time.D
 }
 
 // Add implements Store.
-func (s *Local) Add(_ context.Context, key string, win time.Time, _ time.Duration) error {
+func (s *Local) Add(_ context.Context, key string, win time.Time, _ time.Duration, n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.counter.IncrementBy(key, win, 1)
+	return s.counter.IncrementBy(key, win, n)
 }
 
 // fits is httprate's rule: one more request fits while the rounded

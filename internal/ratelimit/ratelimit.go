@@ -18,8 +18,9 @@ type Store interface {
 	Take(ctx context.Context, key string, win time.Time, window time.Duration, limit int, weight float64) (ok bool, curr, prev int, err error)
 	// Peek returns the counts without counting.
 	Peek(ctx context.Context, key string, win time.Time, window time.Duration) (curr, prev int, err error)
-	// Add counts one request unconditionally.
-	Add(ctx context.Context, key string, win time.Time, window time.Duration) error
+	// Add adds n (which may be negative) to key's count in the window
+	// starting at win, unconditionally.
+	Add(ctx context.Context, key string, win time.Time, window time.Duration, n int) error
 }
 
 // Decision is the outcome of one request against a limit.
@@ -29,6 +30,8 @@ type Decision struct {
 	Remaining  int
 	Reset      time.Duration // until the current window ends
 	RetryAfter time.Duration // when not allowed: until a request would be
+
+	window time.Time // start of the window the request was counted in
 }
 
 // Limiter is one named budget: Limit requests per Window and key.
@@ -61,7 +64,7 @@ func (l *Limiter) Take(ctx context.Context, key string) (Decision, error) {
 		return Decision{}, err
 	}
 	rate := int(math.Round(float64(prev)*weight + float64(curr)))
-	d := Decision{Allowed: ok, Limit: l.Limit, Remaining: max(l.Limit-rate, 0), Reset: win.Add(l.Window).Sub(now)}
+	d := Decision{Allowed: ok, Limit: l.Limit, Remaining: max(l.Limit-rate, 0), Reset: win.Add(l.Window).Sub(now), window: win}
 	if !ok {
 		d.RetryAfter = l.retryAfter(now, win, curr, prev)
 	}
@@ -84,10 +87,14 @@ func (l *Limiter) Peek(ctx context.Context, key string) (Decision, error) {
 	return d, nil
 }
 
-// Count adds one request to key's budget.
-func (l *Limiter) Count(ctx context.Context, key string) error {
-	_, win, _ := l.windows()
-	return l.store.Add(ctx, l.Name+":"+key, win, l.Window)
+// Refund takes back a request Take counted (say, a login that succeeded,
+// when only failures should count). Once its window has passed there is
+// nothing left to take back.
+func (l *Limiter) Refund(ctx context.Context, key string, d Decision) error {
+	if _, win, _ := l.windows(); !d.Allowed || !win.Equal(d.window) {
+		return nil
+	}
+	return l.store.Add(ctx, l.Name+":"+key, d.window, l.Window, -1)
 }
 
 // retryAfter is the wait until the sliding estimate lets one more request

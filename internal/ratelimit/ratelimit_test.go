@@ -108,7 +108,9 @@ func TestSlidingWindowAndRetryAfter(t *testing.T) {
 	}
 }
 
-func TestPeekAndCount(t *testing.T) {
+// TestPeekAndRefund: Peek decides without counting, and a refunded
+// request (a login that succeeded) leaves the budget as it was.
+func TestPeekAndRefund(t *testing.T) {
 	for name, store := range map[string]Store{"local": NewLocal(time.Minute), "redis": redisStore(t, redistest.URL(t), t.Name()+time.Now().String())} {
 		t.Run(name, func(t *testing.T) {
 			l := at(New("login_username", 3, time.Minute, store), time.Second)
@@ -120,18 +122,38 @@ func TestPeekAndCount(t *testing.T) {
 				}
 				return !d.Allowed
 			}
+			for range 5 {
+				d, err := l.Take(ctx, "alice")
+				if err != nil || !d.Allowed {
+					t.Fatalf("refunded attempts must not use up the budget: %+v %v", d, err)
+				}
+				if err := l.Refund(ctx, "alice", d); err != nil {
+					t.Fatal(err)
+				}
+			}
 			for i := range 3 {
 				if exceeded("alice") {
 					t.Fatalf("exceeded after %d failures, want only after 3", i)
 				}
-				if err := l.Count(ctx, "alice"); err != nil {
-					t.Fatal(err)
+				if d, err := l.Take(ctx, "alice"); err != nil || !d.Allowed {
+					t.Fatalf("failure %d refused: %+v %v", i+1, d, err)
 				}
 			}
 			if !exceeded("alice") || exceeded("bob") {
 				t.Fatal("alice must be over her budget and bob not")
 			}
 		})
+	}
+}
+
+// TestLongKeysStayShortInRedis: a key made from client input (a megabyte
+// username) is stored under a fixed-size name.
+func TestLongKeysStayShortInRedis(t *testing.T) {
+	s := redisStore(t, redistest.URL(t), "long:")
+	for _, k := range s.keys(strings.Repeat("u", 1<<20), time.Now().Truncate(time.Minute), time.Minute) {
+		if len(k) > 128 {
+			t.Fatalf("a Redis key of %d bytes", len(k))
+		}
 	}
 }
 

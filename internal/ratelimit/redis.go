@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -22,7 +24,7 @@ if ARGV[4] == 'take' then
     return {0, curr, prev}
   end
 end
-curr = redis.call('INCR', KEYS[1])
+curr = redis.call('INCRBY', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1, curr, prev}
 `)
@@ -39,6 +41,12 @@ func NewRedis(client redis.UniversalClient, prefix string) *Redis {
 }
 
 func (s *Redis) keys(key string, win time.Time, window time.Duration) []string {
+	if len(key) > 64 {
+		// Keys come from client input (usernames); a long one must not
+		// become a long Redis key.
+		sum := sha256.Sum256([]byte(key))
+		key = "h:" + hex.EncodeToString(sum[:])
+	}
 	// The hash tag keeps both windows of a key in one cluster slot.
 	tag := "{" + s.prefix + key + "}"
 	return []string{
@@ -47,9 +55,9 @@ func (s *Redis) keys(key string, win time.Time, window time.Duration) []string {
 	}
 }
 
-func (s *Redis) run(ctx context.Context, mode, key string, win time.Time, window time.Duration, limit int, weight float64) (bool, int, int, error) {
+func (s *Redis) run(ctx context.Context, mode, key string, win time.Time, window time.Duration, limit int, weight float64, n int) (bool, int, int, error) {
 	ttl := strconv.FormatInt((2 * window).Milliseconds(), 10)
-	res, err := takeScript.Run(ctx, s.client, s.keys(key, win, window), limit, strconv.FormatFloat(weight, 'f', 6, 64), ttl, mode).Int64Slice()
+	res, err := takeScript.Run(ctx, s.client, s.keys(key, win, window), limit, strconv.FormatFloat(weight, 'f', 6, 64), ttl, mode, n).Int64Slice()
 	if err != nil {
 		return false, 0, 0, fmt.Errorf("ratelimit: redis: %w", err)
 	}
@@ -58,12 +66,12 @@ func (s *Redis) run(ctx context.Context, mode, key string, win time.Time, window
 
 // Take implements Store.
 func (s *Redis) Take(ctx context.Context, key string, win time.Time, window time.Duration, limit int, weight float64) (bool, int, int, error) {
-	return s.run(ctx, "take", key, win, window, limit, weight)
+	return s.run(ctx, "take", key, win, window, limit, weight, 1)
 }
 
 // Add implements Store.
-func (s *Redis) Add(ctx context.Context, key string, win time.Time, window time.Duration) error {
-	_, _, _, err := s.run(ctx, "add", key, win, window, 0, 0)
+func (s *Redis) Add(ctx context.Context, key string, win time.Time, window time.Duration, n int) error {
+	_, _, _, err := s.run(ctx, "add", key, win, window, 0, 0, n)
 	return err
 }
 
@@ -144,11 +152,11 @@ func (f *Fallback) Peek(ctx context.Context, key string, win time.Time, window t
 }
 
 // Add implements Store.
-func (f *Fallback) Add(ctx context.Context, key string, win time.Time, window time.Duration) error {
+func (f *Fallback) Add(ctx context.Context, key string, win time.Time, window time.Duration, n int) error {
 	if s := f.pick(); s == f.Primary {
-		if f.result(s.Add(ctx, key, win, window)) {
+		if f.result(s.Add(ctx, key, win, window, n)) {
 			return nil
 		}
 	}
-	return f.Secondary.Add(ctx, key, win, window)
+	return f.Secondary.Add(ctx, key, win, window, n)
 }

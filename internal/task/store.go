@@ -42,6 +42,9 @@ type SessionStore interface {
 	// atomically: of concurrent calls with one oldHash at most one succeeds.
 	// A consumed token revokes its whole session and returns ErrTokenReused.
 	RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, newExpires time.Time) (*Session, error)
+	// CheckRefreshToken reports whether a refresh token is the current one
+	// of a live session of an active user; ErrInvalidToken if not.
+	CheckRefreshToken(ctx context.Context, hash []byte) error
 	// RevokeSessionByRefreshToken logs out the session of a current refresh
 	// token; a consumed one revokes it too but returns ErrTokenReused.
 	RevokeSessionByRefreshToken(ctx context.Context, hash []byte) (*Session, error)

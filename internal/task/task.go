@@ -27,7 +27,8 @@ type TaskUpdate struct {
 }
 
 // IfMatch makes a write conditional on the stored version being one of
-// Versions. Nil means unconditional; an empty non-nil list matches nothing.
+// the listed versions. Nil means unconditional; an empty non-nil list
+// matches nothing.
 type IfMatch []int64
 
 // Ordering is a sort order of the task list.
