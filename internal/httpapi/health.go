@@ -20,9 +20,11 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 
 // handleReady handles GET /readyz: the database answers.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	// The answer is shared with other probes, so one that hangs up must not
+	// cancel the check for them.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
 	defer cancel()
-	if err := s.deps.Ping(ctx); err != nil {
+	if err := s.ready.check(ctx, s.deps.Ping); err != nil {
 		if task.ErrorCode(err) != task.EUNAVAILABLE {
 			err = &wrapped{task.ErrUnavailable, err}
 		}

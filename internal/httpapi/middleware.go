@@ -278,8 +278,12 @@ func (s *Server) identifyKey(ctx context.Context, key string) (*task.Identity, e
 	if !ok {
 		return nil, task.ErrInvalidToken
 	}
+	if s.unknownKeys.has(prefix) {
+		return nil, task.ErrInvalidToken
+	}
 	k, err := s.deps.Keys.FindKeyByPrefix(ctx, prefix)
 	if task.ErrorCode(err) == task.ENOTFOUND {
+		s.unknownKeys.add(prefix)
 		return nil, task.ErrInvalidToken
 	}
 	if err != nil {

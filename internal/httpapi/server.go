@@ -40,8 +40,15 @@ type Server struct {
 	tokens   *auth.Tokens
 	throttle *throttle
 	router   *chi.Mux
-	policies map[string]policy // "METHOD /pattern" -> who may call it
+	policies map[string]policy // "METHOD /pattern" -> who may call it, for the route audit
 	now      func() time.Time
+
+	// unknownKeys remembers API key prefixes that matched no usable key, so
+	// a flood of made-up keys does not become a flood of queries. A miss
+	// stays a miss: prefixes are random and a revoked or expired key never
+	// comes back.
+	unknownKeys *missCache
+	ready       readiness
 }
 
 // NewServer builds the handler from cfg and deps.
@@ -65,6 +72,9 @@ func NewServer(cfg *config.Config, log *slog.Logger, deps Deps) *Server {
 		router:   chi.NewRouter(),
 		policies: map[string]policy{},
 		now:      time.Now,
+
+		unknownKeys: newMissCache(10000, time.Minute),
+		ready:       readiness{keep: 500 * time.Millisecond},
 	}
 	s.routes()
 	return s

@@ -1,0 +1,55 @@
+package httpapi
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// missCache is a bounded set of recent misses that forgets entries after ttl.
+type missCache struct {
+	mu    sync.Mutex
+	max   int
+	ttl   time.Duration
+	items map[string]time.Time
+}
+
+func newMissCache(max int, ttl time.Duration) *missCache {
+	return &missCache{max: max, ttl: ttl, items: make(map[string]time.Time)}
+}
+
+func (c *missCache) has(k string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.items[k]
+	return ok && time.Now().Before(until)
+}
+
+func (c *missCache) add(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.items) >= c.max {
+		clear(c.items) // crude, but bounded: a full cache only costs queries
+	}
+	c.items[k] = time.Now().Add(c.ttl)
+}
+
+// readiness remembers the database's last answer for a moment, so a flood
+// of /readyz probes (unthrottled, like any probe) cannot become a flood of
+// database round trips.
+type readiness struct {
+	mu   sync.Mutex
+	at   time.Time
+	err  error
+	keep time.Duration
+}
+
+func (r *readiness) check(ctx context.Context, ping func(context.Context) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.at.IsZero() && time.Since(r.at) < r.keep {
+		return r.err
+	}
+	r.err, r.at = ping(ctx), time.Now()
+	return r.err
+}

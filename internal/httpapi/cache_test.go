@@ -1,0 +1,47 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestMissCache(t *testing.T) {
+	c := newMissCache(2, 50*time.Millisecond)
+	c.add("a")
+	if !c.has("a") || c.has("b") {
+		t.Fatal("the cache must hold exactly what was added")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if c.has("a") {
+		t.Fatal("an entry outlived its ttl")
+	}
+	c.add("a")
+	c.add("b")
+	c.add("c") // full: starts over rather than growing
+	if len(c.items) > 2 {
+		t.Fatalf("cache holds %d entries, want at most 2", len(c.items))
+	}
+}
+
+// TestReadinessIsShared: probes within the window share one database check.
+func TestReadinessIsShared(t *testing.T) {
+	calls := 0
+	down := errors.New("down")
+	ping := func(context.Context) error { calls++; return down }
+	r := readiness{keep: 100 * time.Millisecond}
+	for range 5 {
+		if err := r.check(context.Background(), ping); !errors.Is(err, down) {
+			t.Fatalf("check = %v, want the ping's error", err)
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("5 probes made %d database checks, want 1", calls)
+	}
+	time.Sleep(110 * time.Millisecond)
+	_ = r.check(context.Background(), ping)
+	if calls != 2 {
+		t.Fatalf("after the window: %d checks, want 2", calls)
+	}
+}
