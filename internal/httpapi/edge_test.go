@@ -288,3 +288,9 @@ func TestHostWithBadPortIs400(t *testing.T) {
 	e.do(req{method: "GET", path: "/healthz", headers: map[string]string{"Host": "api.example.com:evil"}}).errorCode(http.StatusBadRequest, "bad_request")
 	e.do(req{method: "GET", path: "/healthz", headers: map[string]string{"Host": "api.example.com:8443"}}).status(http.StatusOK)
 }
+
+func TestBrokenUTF8BodyIs400(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	e.do(req{method: "POST", path: "/api/tasks/", auth: u.bearer(), body: []byte("{\"title\": \"Bad \xff byte\"}")}).errorCode(http.StatusBadRequest, "malformed_json")
+}

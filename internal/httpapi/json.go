@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/acme/taskmanager/internal/task"
 )
@@ -49,6 +50,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		return decodeError(err, s.cfg.MaxBodyBytes)
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would quietly turn the bad bytes into U+FFFD.
+		return task.Errorf(task.EMALFORMED, "Request body is not valid UTF-8.")
 	}
 	// encoding/json matches field names case-insensitively and lets the
 	// last of duplicate keys win; a strict API does neither.
