@@ -295,5 +295,5 @@ func (s *Server) identifyKey(ctx context.Context, key string) (*task.Identity, e
 	if err := s.deps.Keys.TouchKey(ctx, k.ID); err != nil {
 		return nil, err
 	}
-	return &task.Identity{UserID: k.UserID, KeyID: k.ID, Scheme: task.SchemeAPIKey, Scopes: k.Scopes}, nil
+	return &task.Identity{UserID: k.UserID, Scheme: task.SchemeAPIKey, Scopes: k.Scopes}, nil
 }

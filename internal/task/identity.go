@@ -17,7 +17,6 @@ const (
 type Identity struct {
 	UserID    uuid.UUID
 	SessionID uuid.UUID // zero for API keys
-	KeyID     uuid.UUID // zero for tokens
 	Scheme    string
 	Scopes    []string // nil means every scope (a user's own token)
 }
