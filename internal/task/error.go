@@ -16,10 +16,12 @@ const (
 	EINVALID      = "validation_failed"
 	EUNAUTHORIZED = "not_authenticated"
 	EINVALIDTOKEN = "invalid_token"
+	EAUTHFAILED   = "authentication_failed"
 	EFORBIDDEN    = "permission_denied"
 	ENOTFOUND     = "not_found"
 	EMETHOD       = "method_not_allowed"
 	ECONFLICT     = "conflict"
+	EQUOTA        = "quota_exceeded"
 	EPRECONDITION = "precondition_failed"
 	ETOOLARGE     = "payload_too_large"
 	EMEDIATYPE    = "unsupported_media_type"
@@ -83,8 +85,22 @@ var (
 	ErrNotFound         = Errorf(ENOTFOUND, "Not found.")
 	ErrNotAuthenticated = Errorf(EUNAUTHORIZED, "Authentication credentials were not provided.")
 	ErrInvalidToken     = Errorf(EINVALIDTOKEN, "Given token not valid.")
-	ErrBadCredentials   = Errorf(EINVALIDTOKEN, "No active account found with the given credentials.")
+	ErrBadCredentials   = Errorf(EAUTHFAILED, "No active account found with the given credentials.")
+	ErrWrongPassword    = Errorf(EAUTHFAILED, "Your current password was entered incorrectly.")
 	ErrForbidden        = Errorf(EFORBIDDEN, "You do not have permission to perform this action.")
-	ErrUnavailable      = Errorf(EUNAVAILABLE, "Internal server error.") // the contract: 5xx bodies say only this
+	ErrUnavailable      = Errorf(EUNAVAILABLE, "Service temporarily unavailable.") // the contract: 503 bodies say only this
 	ErrPrecondition     = Errorf(EPRECONDITION, "The resource has changed since it was read.")
+	ErrQuotaExceeded    = Errorf(EQUOTA, "You have reached the limit of stored objects of this kind; delete some first.")
+)
+
+// Why a credential was refused. Each is invalid_token to the client, with a
+// message that tells it what to do (the contract's 401 rule).
+var (
+	ErrTokenMalformed = Errorf(EINVALIDTOKEN, "The credential is malformed: send Authorization: Bearer <access token>, Api-Key <key> or Token <key>.")
+	ErrTokenExpired   = Errorf(EINVALIDTOKEN, "The access token has expired: refresh it or sign in again.")
+	ErrTokenRevoked   = Errorf(EINVALIDTOKEN, "The token has been revoked: sign in again.")
+	ErrSessionEnded   = Errorf(EINVALIDTOKEN, "The session has reached its maximum age: sign in again.")
+	ErrKeyInvalid     = Errorf(EINVALIDTOKEN, "The API key is not valid: it does not exist, was revoked or has expired.")
+	ErrJWTWrongScheme = Errorf(EINVALIDTOKEN, "This is a JWT access token: send it as Authorization: Bearer <token>.")
+	ErrKeyWrongScheme = Errorf(EINVALIDTOKEN, "This is an API key: send it as Authorization: Api-Key <key> or Token <key>.")
 )

@@ -88,9 +88,9 @@ func TestCommonErrors(t *testing.T) {
 		{"not found", ErrNotFound, ENOTFOUND, "Not found."},
 		{"not authenticated", ErrNotAuthenticated, EUNAUTHORIZED, "Authentication credentials were not provided."},
 		{"invalid token", ErrInvalidToken, EINVALIDTOKEN, "Given token not valid."},
-		{"bad credentials", ErrBadCredentials, EINVALIDTOKEN, "No active account found with the given credentials."},
+		{"bad credentials", ErrBadCredentials, EAUTHFAILED, "No active account found with the given credentials."},
 		{"forbidden", ErrForbidden, EFORBIDDEN, "You do not have permission to perform this action."},
-		{"unavailable", ErrUnavailable, EUNAVAILABLE, "Internal server error."},
+		{"unavailable", ErrUnavailable, EUNAVAILABLE, "Service temporarily unavailable."},
 		{"precondition", ErrPrecondition, EPRECONDITION, "The resource has changed since it was read."},
 		// Reuse must look like any other bad token to the client.
 		{"token reused", ErrTokenReused, EINVALIDTOKEN, "Given token not valid."},

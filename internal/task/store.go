@@ -71,5 +71,12 @@ type Revocations interface {
 	IsRevoked(ctx context.Context, sessionID uuid.UUID) (bool, error)
 }
 
+// Per-user quotas of stored credentials. A key over the quota is refused;
+// a login over the session quota revokes the user's oldest session.
+const (
+	MaxKeysPerUser     = 50
+	MaxSessionsPerUser = 100
+)
+
 // ErrTokenReused reports a refresh token presented after it was consumed.
 var ErrTokenReused = Errorf(EINVALIDTOKEN, "Given token not valid.")
