@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -14,14 +15,19 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // Config is every setting of the server. Read it with Load.
 type Config struct {
 	Env        string // "development" or "production"
 	ListenAddr string
+	PublicURL  *url.URL // scheme and host (path empty) of every absolute URL written; nil when unset
 
 	DatabaseURL    string
+	DBQueryTimeout time.Duration // budget of one query, after which the database cancels it
 	RedisURL       string
 	RedisKeyPrefix string
 
@@ -33,6 +39,9 @@ type Config struct {
 	JWTAudience            string
 	AccessTokenTTL         time.Duration
 	RefreshTokenTTL        time.Duration
+	SessionMaxAge          time.Duration // a session's end, counted from its login, however often it is refreshed
+	APIKeyDefaultTTL       time.Duration // expiry of a new API key that names none
+	APIKeyMaxTTL           time.Duration // latest expiry a new API key may ask for
 
 	LogLevel string
 	LogFile  string
@@ -41,17 +50,19 @@ type Config struct {
 	RegistrationEnabled bool
 	DocsEnabled         bool // /docs, /openapi.yaml and /openapi.json
 	PasswordHashLimit   int
+	MaxTasksPerUser     int
 
 	CORSAllowedOrigins  []string
 	CORSAllowAllOrigins bool
-	AllowedHosts        []string
+	AllowedHosts        []string // never empty in development: unset means the loopback names
 	TrustedProxies      []netip.Prefix
 
 	RateAnon          Rate
 	RateUser          Rate
 	RateAnonSustained *Rate // optional second, longer window
 	RateUserSustained *Rate
-	RateLogin         Rate // per IP on /api/token/, and failed logins per username
+	RateLogin         Rate // per IP on /api/token/, and failed password checks per (username, IP)
+	RateLoginUsername Rate // failed password checks per username from any IP; slows only addresses that failed
 	RateRegister      Rate
 	RateToken         Rate // refresh, verify, blacklist, per IP
 	RateKeyCreate     Rate // POST /api/keys/, per user
@@ -60,6 +71,10 @@ type Config struct {
 	TLSKeyFile        string
 	SecureSSLRedirect bool
 	HSTSSeconds       int
+
+	// Warnings are risky but legal choices, one line each, for the
+	// operator to read at start-up. Only production has any.
+	Warnings []string
 }
 
 // Rate is a request budget: Limit requests per Window.
@@ -68,6 +83,7 @@ type Rate struct {
 	Window time.Duration
 }
 
+// String writes the rate as a limit and a window, e.g. "100/1m0s".
 func (r Rate) String() string { return fmt.Sprintf("%d/%s", r.Limit, r.Window) }
 
 // Production reports whether the server runs with production guard rails.
@@ -76,10 +92,36 @@ func (c *Config) Production() bool { return c.Env == "production" }
 // Problems is the list of configuration problems, one line each.
 type Problems []string
 
+// Error joins the problems, one a line.
 func (p Problems) Error() string { return strings.Join(p, "\n") }
 
-// minSigningKeyBytes is the HS256 key length RFC 7518 3.2 demands.
-const minSigningKeyBytes = 32
+const (
+	// minSigningKeyBytes is the HS256 key length RFC 7518 3.2 demands.
+	minSigningKeyBytes = 32
+
+	// The upper bounds keep a typo (an extra zero, hours for minutes) from
+	// quietly turning a limit off.
+	maxBodyBytes       = 64 << 20
+	maxHashConcurrency = 256 // each hash holds 19 MiB
+	maxRateLimit       = 1_000_000
+	maxTasksPerUser    = 10_000_000
+	maxHSTSSeconds     = 63_072_000 // two years, the preload list's ceiling
+	maxAccessTokenTTL  = 24 * time.Hour
+	maxProdAccessTTL   = time.Hour // a stolen access token is only as dead as its exp
+	maxRefreshTokenTTL = 90 * 24 * time.Hour
+	maxSessionMaxAge   = 365 * 24 * time.Hour
+	maxAPIKeyTTL       = 5 * 365 * 24 * time.Hour
+
+	// maxEchoBytes is how much of a bad value a problem line quotes.
+	maxEchoBytes = 64
+)
+
+// devAllowedHosts is what ALLOWED_HOSTS means when unset in development,
+// as Django's DEBUG mode: the machine itself, never any host.
+var devAllowedHosts = []string{"localhost", "127.0.0.1", "[::1]"}
+
+// ipv4Mapped is the IPv6 block that holds every IPv4 address (::ffff:a.b.c.d).
+var ipv4Mapped = netip.MustParsePrefix("::ffff:0:0/96")
 
 // Load reads the configuration through getenv. need names what the caller
 // is about to do ("serve", "migrate"), so only its settings are required.
@@ -89,18 +131,24 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 	c := &Config{
 		Env:                 r.oneOf("APP_ENV", "development", "development", "production"),
 		ListenAddr:          r.str("LISTEN_ADDR", ":8000"),
+		PublicURL:           r.publicURL("PUBLIC_URL"),
 		DatabaseURL:         r.str("DATABASE_URL", ""),
+		DBQueryTimeout:      r.duration("DB_QUERY_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
 		RedisURL:            r.str("REDIS_URL", ""),
 		RedisKeyPrefix:      r.str("REDIS_KEY_PREFIX", "taskmanager:ratelimit:"),
 		JWTIssuer:           r.str("JWT_ISSUER", "taskmanager"),
 		JWTAudience:         r.str("JWT_AUDIENCE", "taskmanager-api"),
-		AccessTokenTTL:      r.duration("ACCESS_TOKEN_TTL", 15*time.Minute),
-		RefreshTokenTTL:     r.duration("REFRESH_TOKEN_TTL", 7*24*time.Hour),
+		AccessTokenTTL:      r.duration("ACCESS_TOKEN_TTL", 15*time.Minute, time.Second, maxAccessTokenTTL),
+		RefreshTokenTTL:     r.duration("REFRESH_TOKEN_TTL", 7*24*time.Hour, time.Second, maxRefreshTokenTTL),
+		SessionMaxAge:       r.duration("SESSION_MAX_AGE", 30*24*time.Hour, time.Second, maxSessionMaxAge),
+		APIKeyDefaultTTL:    r.duration("API_KEY_DEFAULT_TTL", 90*24*time.Hour, time.Second, maxAPIKeyTTL),
+		APIKeyMaxTTL:        r.duration("API_KEY_MAX_TTL", 365*24*time.Hour, time.Second, maxAPIKeyTTL),
 		LogLevel:            r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFile:             r.str("LOG_FILE", ""),
-		MaxBodyBytes:        int64(r.integer("MAX_BODY_BYTES", 1<<20, 1)),
+		MaxBodyBytes:        int64(r.integer("MAX_BODY_BYTES", 1<<20, 1, maxBodyBytes)),
 		RegistrationEnabled: r.boolean("REGISTRATION_ENABLED", true),
-		PasswordHashLimit:   r.integer("PASSWORD_HASH_CONCURRENCY", runtime.NumCPU(), 1),
+		PasswordHashLimit:   r.integer("PASSWORD_HASH_CONCURRENCY", min(runtime.NumCPU(), maxHashConcurrency), 1, maxHashConcurrency),
+		MaxTasksPerUser:     r.integer("MAX_TASKS_PER_USER", 100_000, 1, maxTasksPerUser),
 		CORSAllowedOrigins:  r.origins("CORS_ALLOWED_ORIGINS"),
 		CORSAllowAllOrigins: r.boolean("CORS_ALLOW_ALL_ORIGINS", false),
 		AllowedHosts:        r.list("ALLOWED_HOSTS"),
@@ -110,16 +158,23 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 		RateAnonSustained:   r.optionalRate("RATE_LIMIT_ANON_SUSTAINED"),
 		RateUserSustained:   r.optionalRate("RATE_LIMIT_USER_SUSTAINED"),
 		RateLogin:           r.rate("RATE_LIMIT_LOGIN", Rate{10, time.Minute}),
+		RateLoginUsername:   r.rate("RATE_LIMIT_LOGIN_USERNAME", Rate{100, time.Hour}),
 		RateRegister:        r.rate("RATE_LIMIT_REGISTER", Rate{5, time.Minute}),
 		RateToken:           r.rate("RATE_LIMIT_TOKEN", Rate{30, time.Minute}),
 		RateKeyCreate:       r.rate("RATE_LIMIT_KEY_CREATE", Rate{20, time.Minute}),
 		TLSCertFile:         r.str("TLS_CERT_FILE", ""),
 		TLSKeyFile:          r.str("TLS_KEY_FILE", ""),
 		SecureSSLRedirect:   r.boolean("SECURE_SSL_REDIRECT", false),
-		HSTSSeconds:         r.integer("SECURE_HSTS_SECONDS", 0, 0),
+		HSTSSeconds:         r.integer("SECURE_HSTS_SECONDS", 0, 0, maxHSTSSeconds),
 	}
 	// The interactive docs are a development aid unless asked for.
 	c.DocsEnabled = r.boolean("DOCS_ENABLED", !c.Production())
+	if len(c.AllowedHosts) == 0 && !c.Production() {
+		c.AllowedHosts = append([]string(nil), devAllowedHosts...)
+		if c.PublicURL != nil {
+			c.AllowedHosts = append(c.AllowedHosts, hostName(c.PublicURL))
+		}
+	}
 	if key := getenv("JWT_SIGNING_KEY"); key != "" {
 		c.JWTSigningKey = []byte(key)
 	}
@@ -153,6 +208,9 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 	if len(r.problems) > 0 {
 		return nil, r.problems
 	}
+	if c.Production() {
+		c.Warnings = c.warnings(getenv)
+	}
 	return c, nil
 }
 
@@ -172,8 +230,14 @@ func (c *Config) checkServe(r *reader) {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		r.problem("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
 	}
-	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= c.AccessTokenTTL {
-		r.problem("ACCESS_TOKEN_TTL must be positive and shorter than REFRESH_TOKEN_TTL")
+	if c.RefreshTokenTTL <= c.AccessTokenTTL {
+		r.problem(fmt.Sprintf("ACCESS_TOKEN_TTL (%s) must be shorter than REFRESH_TOKEN_TTL (%s)", short(c.AccessTokenTTL), short(c.RefreshTokenTTL)))
+	}
+	if c.SessionMaxAge <= c.AccessTokenTTL {
+		r.problem(fmt.Sprintf("SESSION_MAX_AGE (%s) must be longer than ACCESS_TOKEN_TTL (%s)", short(c.SessionMaxAge), short(c.AccessTokenTTL)))
+	}
+	if c.APIKeyDefaultTTL > c.APIKeyMaxTTL {
+		r.problem(fmt.Sprintf("API_KEY_DEFAULT_TTL (%s) must not exceed API_KEY_MAX_TTL (%s)", short(c.APIKeyDefaultTTL), short(c.APIKeyMaxTTL)))
 	}
 	if !c.Production() {
 		return
@@ -187,16 +251,199 @@ func (c *Config) checkServe(r *reader) {
 	for _, h := range c.AllowedHosts {
 		if h == "*" {
 			r.problem("ALLOWED_HOSTS=* accepts any Host, refused when APP_ENV=production: list the names clients use")
+		} else if domain, ok := strings.CutPrefix(h, "."); ok && isPublicSuffix(domain) {
+			r.problem(fmt.Sprintf("ALLOWED_HOSTS: %s would accept every site under a public suffix, refused when APP_ENV=production: list your own domain, e.g. .example.com", echo(h)))
 		}
 	}
 	for _, o := range c.CORSAllowedOrigins {
 		if u, err := url.Parse(o); err == nil && strings.EqualFold(u.Scheme, "http") {
 			r.problem(fmt.Sprintf("CORS_ALLOWED_ORIGINS: %s is plain http, refused when APP_ENV=production", o))
 		}
+		if strings.Contains(o, "*") {
+			r.problem(fmt.Sprintf("CORS_ALLOWED_ORIGINS: %s is a wildcard, refused when APP_ENV=production: list each origin", o))
+		}
+	}
+	for _, p := range c.TrustedProxies {
+		if tooWide(p) {
+			r.problem(fmt.Sprintf("TRUSTED_PROXIES: %s is wider than /8 (IPv4) or /32 (IPv6), so clients could forge X-Forwarded-For; refused when APP_ENV=production", p))
+		}
+	}
+	if c.AccessTokenTTL > maxProdAccessTTL {
+		r.problem(fmt.Sprintf("ACCESS_TOKEN_TTL is %s, over the %s allowed when APP_ENV=production", short(c.AccessTokenTTL), short(maxProdAccessTTL)))
+	}
+	if c.PublicURL != nil && c.PublicURL.Scheme != "https" {
+		r.problem("PUBLIC_URL must be https:// when APP_ENV=production")
 	}
 	if !c.SecureSSLRedirect && c.TLSCertFile == "" && len(c.TrustedProxies) == 0 {
 		r.problem("SECURE_SSL_REDIRECT is off with neither TLS_CERT_FILE nor TRUSTED_PROXIES: production must serve HTTPS")
 	}
+}
+
+// warnings names the settings that are legal but send secrets across the
+// network in clear. The lines never quote a URL: it may hold a password.
+func (c *Config) warnings(getenv func(string) string) []string {
+	var out []string
+	if u, err := url.Parse(c.RedisURL); c.RedisURL != "" && err == nil && u.Scheme == "redis" && !loopback(u.Hostname()) {
+		out = append(out, "REDIS_URL is plain redis:// to a non-loopback host: rate-limit traffic and the Redis password cross the network unencrypted; use rediss://")
+	}
+	if c.DatabaseURL != "" && postgresInClear(c.DatabaseURL, getenv) {
+		out = append(out, "DATABASE_URL has sslmode=disable to a non-loopback host: queries, password hashes and the database password cross the network unencrypted; use sslmode=verify-full")
+	}
+	return out
+}
+
+// postgresInClear reports whether dsn, in URL or keyword form, connects
+// without TLS to a host other than this machine. As libpq and pgx do,
+// PGSSLMODE and PGHOST fill in what dsn leaves out.
+func postgresInClear(dsn string, getenv func(string) string) bool {
+	settings := map[string]string{}
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if u.Host != "" {
+			settings["host"] = u.Host
+		}
+		for k, v := range u.Query() {
+			settings[k] = v[len(v)-1]
+		}
+	} else {
+		settings = keywordSettings(dsn)
+	}
+	mode, ok := settings["sslmode"]
+	if !ok {
+		mode = getenv("PGSSLMODE")
+	}
+	if mode != "disable" {
+		return false
+	}
+	hosts, ok := settings["host"]
+	if !ok {
+		hosts = getenv("PGHOST")
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		if h = strings.TrimSpace(h); strings.HasPrefix(h, "/") {
+			continue // a unix socket
+		}
+		if name, _, err := net.SplitHostPort(h); err == nil {
+			h = name
+		}
+		if !loopback(h) {
+			return true
+		}
+	}
+	return false
+}
+
+// keywordSettings parses libpq's "host=db sslmode='disable'" form.
+func keywordSettings(dsn string) map[string]string {
+	out := map[string]string{}
+	s := dsn
+	for {
+		s = strings.TrimLeft(s, " \t\n\r")
+		key, rest, ok := strings.Cut(s, "=")
+		if !ok {
+			return out
+		}
+		key = strings.TrimSpace(key)
+		rest = strings.TrimLeft(rest, " \t\n\r")
+		var val strings.Builder
+		if strings.HasPrefix(rest, "'") {
+			i := 1
+			for ; i < len(rest) && rest[i] != '\''; i++ {
+				if rest[i] == '\\' && i+1 < len(rest) {
+					i++
+				}
+				val.WriteByte(rest[i])
+			}
+			s = rest[min(i+1, len(rest)):]
+		} else {
+			end := strings.IndexAny(rest, " \t\n\r")
+			if end < 0 {
+				end = len(rest)
+			}
+			val.WriteString(rest[:end])
+			s = rest[end:]
+		}
+		out[key] = val.String()
+	}
+}
+
+// loopback reports whether host names this machine. An empty host is
+// loopback too: clients then default to localhost or a local socket.
+func loopback(host string) bool {
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if host == "" || strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// tooWide reports whether p spans more than an /8 of IPv4 or a /32 of
+// IPv6. An IPv6 block around ::ffff:0:0/96 holds all of IPv4 as well.
+func tooWide(p netip.Prefix) bool {
+	if p.Addr().Is4() {
+		return p.Bits() < 8
+	}
+	return p.Bits() < 32 || p.Overlaps(ipv4Mapped)
+}
+
+// isPublicSuffix reports whether domain is one under which anyone can
+// register names (com, co.uk, github.io), so ".domain" matches strangers.
+func isPublicSuffix(domain string) bool {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	if domain == "" {
+		return true
+	}
+	suffix, _ := publicsuffix.PublicSuffix(domain)
+	return suffix == domain
+}
+
+// hostName is u's host without its port, in ALLOWED_HOSTS notation.
+func hostName(u *url.URL) string {
+	if h := u.Hostname(); strings.Contains(h, ":") {
+		return "[" + h + "]"
+	}
+	return u.Hostname()
+}
+
+// short writes d without the zero units time.Duration.String adds: 24h,
+// not 24h0m0s.
+func short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// echo quotes a bad value for a problem line, cut short: a pasted blob
+// must not flood the log.
+func echo(v string) string {
+	if len(v) <= maxEchoBytes {
+		return strconv.Quote(v)
+	}
+	cut := maxEchoBytes
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q... (%d bytes)", v[:cut], len(v))
+}
+
+// echoURL is echo for a value that may carry a password: a parsed URL's
+// password is masked, and an unparsable value with user info is withheld.
+func echoURL(v string) string {
+	if u, err := url.Parse(v); err == nil {
+		if _, has := u.User.Password(); has {
+			return echo(u.Redacted())
+		}
+		return echo(v)
+	}
+	if strings.Contains(v, "@") {
+		return "(value withheld: it may hold a password)"
+	}
+	return echo(v)
 }
 
 // reader collects parse problems instead of stopping at the first one.
@@ -221,7 +468,7 @@ func (r *reader) oneOf(name, def string, allowed ...string) string {
 			return v
 		}
 	}
-	r.problem(fmt.Sprintf("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), v))
+	r.problem(fmt.Sprintf("%s must be one of %s, got %s", name, strings.Join(allowed, ", "), echo(v)))
 	return def
 }
 
@@ -232,33 +479,33 @@ func (r *reader) boolean(name string, def bool) bool {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		r.problem(fmt.Sprintf("%s must be true or false, got %q", name, v))
+		r.problem(fmt.Sprintf("%s must be true or false, got %s", name, echo(v)))
 		return def
 	}
 	return b
 }
 
-func (r *reader) integer(name string, def, min int) int {
+func (r *reader) integer(name string, def, lo, hi int) int {
 	v := r.str(name, "")
 	if v == "" {
 		return def
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < min {
-		r.problem(fmt.Sprintf("%s must be an integer of at least %d, got %q", name, min, v))
+	if err != nil || n < lo || n > hi {
+		r.problem(fmt.Sprintf("%s must be an integer from %d to %d, got %s", name, lo, hi, echo(v)))
 		return def
 	}
 	return n
 }
 
-func (r *reader) duration(name string, def time.Duration) time.Duration {
+func (r *reader) duration(name string, def, lo, hi time.Duration) time.Duration {
 	v := r.str(name, "")
 	if v == "" {
 		return def
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		r.problem(fmt.Sprintf("%s must be a positive duration such as 15m or 168h, got %q", name, v))
+	if err != nil || d < lo || d > hi {
+		r.problem(fmt.Sprintf("%s must be a duration from %s to %s, such as 15m or 168h, got %s", name, short(lo), short(hi), echo(v)))
 		return def
 	}
 	return d
@@ -274,6 +521,22 @@ func (r *reader) list(name string) []string {
 	return out
 }
 
+// publicURL reads the base of absolute URLs: a scheme and a host, nothing
+// a link could inherit by accident.
+func (r *reader) publicURL(name string) *url.URL {
+	v := r.str(name, "")
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" ||
+		u.User != nil || strings.ContainsAny(v, "?#") || (u.Path != "" && u.Path != "/") {
+		r.problem(fmt.Sprintf("%s must be a scheme and host such as https://api.example.com (no user info, path, query or fragment), got %s", name, echoURL(v)))
+		return nil
+	}
+	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}
+}
+
 func (r *reader) origins(name string) []string {
 	out := r.list(name)
 	for i, o := range out {
@@ -282,16 +545,23 @@ func (r *reader) origins(name string) []string {
 			// Browsers send origins in lower case; compare them that way.
 			out[i] = strings.ToLower(u.Scheme + "://" + u.Host)
 		}
-		if o == "*" {
+		switch {
+		case o == "*":
 			r.problem(fmt.Sprintf("%s: use CORS_ALLOW_ALL_ORIGINS=true instead of *", name))
-		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			u.Path != "" || strings.ContainsAny(o, "?#") || u.User != nil {
-			r.problem(fmt.Sprintf("%s: %q must be a bare origin such as https://app.example.com (no path or trailing slash)", name, o))
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.Path != "" || strings.ContainsAny(o, "?#") || u.User != nil:
+			r.problem(fmt.Sprintf("%s: %s must be a bare origin such as https://app.example.com (no path or trailing slash)", name, echoURL(o)))
+		case strings.Count(o, "*") > 1:
+			// go-chi/cors reads the first * as the wildcard and the rest literally.
+			r.problem(fmt.Sprintf("%s: %s has more than one *, so it can never match", name, echo(o)))
 		}
 	}
 	return out
 }
 
+// prefixes reads CIDRs and single addresses. An IPv4-mapped block
+// (::ffff:10.0.0.0/104) is stored as the IPv4 block it means, the form
+// client addresses are compared in.
 func (r *reader) prefixes(name string) []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range r.list(name) {
@@ -299,10 +569,13 @@ func (r *reader) prefixes(name string) []netip.Prefix {
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				r.problem(fmt.Sprintf("%s: %q is neither an IP address nor a CIDR", name, s))
+				r.problem(fmt.Sprintf("%s: %s is neither an IP address nor a CIDR", name, echo(s)))
 				continue
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		out = append(out, p.Masked())
 	}
@@ -374,8 +647,8 @@ func (r *reader) rate(name string, def Rate) Rate {
 	n, period, ok := strings.Cut(v, "/")
 	limit, err := strconv.Atoi(n)
 	window, known := ratePeriods[strings.ToLower(period)]
-	if !ok || err != nil || limit < 1 || !known {
-		r.problem(fmt.Sprintf("%s must look like 100/minute (second, minute, hour or day), got %q", name, v))
+	if !ok || err != nil || limit < 1 || limit > maxRateLimit || !known {
+		r.problem(fmt.Sprintf("%s must look like 100/minute: from 1 to %d per second, minute, hour or day, got %s", name, maxRateLimit, echo(v)))
 		return def
 	}
 	return Rate{Limit: limit, Window: window}

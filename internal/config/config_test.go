@@ -524,3 +524,435 @@ func TestProductionRefusesAnyHost(t *testing.T) {
 		t.Fatalf("ALLOWED_HOSTS=* in production: err = %v, want a refusal naming it", err)
 	}
 }
+
+func TestLoadNewSettingsDefaults(t *testing.T) {
+	c := mustLoad(t, devEnv(), "serve")
+	durations := []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"DBQueryTimeout", c.DBQueryTimeout, 2 * time.Second},
+		{"APIKeyDefaultTTL", c.APIKeyDefaultTTL, 2160 * time.Hour},
+		{"APIKeyMaxTTL", c.APIKeyMaxTTL, 8760 * time.Hour},
+		{"SessionMaxAge", c.SessionMaxAge, 720 * time.Hour},
+	}
+	for _, d := range durations {
+		if d.got != d.want {
+			t.Errorf("%s = %v, want %v", d.name, d.got, d.want)
+		}
+	}
+	if c.MaxTasksPerUser != 100000 {
+		t.Errorf("MaxTasksPerUser = %d, want 100000", c.MaxTasksPerUser)
+	}
+	if c.PublicURL != nil {
+		t.Errorf("PublicURL = %v, want nil", c.PublicURL)
+	}
+	if c.PasswordHashLimit > 256 {
+		t.Errorf("PasswordHashLimit = %d, want at most 256", c.PasswordHashLimit)
+	}
+	if c.Warnings != nil {
+		t.Errorf("Warnings = %q, want none in development", c.Warnings)
+	}
+
+	c = mustLoad(t, devEnv().with(
+		"DB_QUERY_TIMEOUT", "500ms",
+		"MAX_TASKS_PER_USER", "42",
+		"API_KEY_DEFAULT_TTL", "24h",
+		"API_KEY_MAX_TTL", "48h",
+		"SESSION_MAX_AGE", "12h",
+	), "serve")
+	if c.DBQueryTimeout != 500*time.Millisecond || c.MaxTasksPerUser != 42 || c.APIKeyDefaultTTL != 24*time.Hour ||
+		c.APIKeyMaxTTL != 48*time.Hour || c.SessionMaxAge != 12*time.Hour {
+		t.Errorf("overrides = %v, %d, %v, %v, %v; want 500ms, 42, 24h, 48h, 12h",
+			c.DBQueryTimeout, c.MaxTasksPerUser, c.APIKeyDefaultTTL, c.APIKeyMaxTTL, c.SessionMaxAge)
+	}
+}
+
+// TestLoadBounds: every number has a floor and a ceiling, in development
+// too, and the problem line names the variable.
+func TestLoadBounds(t *testing.T) {
+	tests := []struct {
+		name, value string
+		ok          bool
+	}{
+		{"MAX_BODY_BYTES", "67108864", true},
+		{"MAX_BODY_BYTES", "67108865", false},
+		{"MAX_BODY_BYTES", "1099511627776", false}, // 1 TiB
+		{"MAX_BODY_BYTES", "99999999999999999999999", false},
+		{"PASSWORD_HASH_CONCURRENCY", "256", true},
+		{"PASSWORD_HASH_CONCURRENCY", "257", false},
+		{"PASSWORD_HASH_CONCURRENCY", "1000000", false},
+		{"SECURE_HSTS_SECONDS", "0", true},
+		{"SECURE_HSTS_SECONDS", "63072000", true},
+		{"SECURE_HSTS_SECONDS", "63072001", false},
+		{"SECURE_HSTS_SECONDS", "-1", false},
+		{"MAX_TASKS_PER_USER", "1", true},
+		{"MAX_TASKS_PER_USER", "10000000", true},
+		{"MAX_TASKS_PER_USER", "10000001", false},
+		{"MAX_TASKS_PER_USER", "0", false},
+		{"ACCESS_TOKEN_TTL", "24h", true},
+		{"ACCESS_TOKEN_TTL", "24h1s", false},
+		{"ACCESS_TOKEN_TTL", "8760h", false},
+		{"REFRESH_TOKEN_TTL", "2160h", true},
+		{"REFRESH_TOKEN_TTL", "2161h", false},
+		{"REFRESH_TOKEN_TTL", "87600h", false},
+		{"SESSION_MAX_AGE", "8760h", true},
+		{"SESSION_MAX_AGE", "8761h", false},
+		{"DB_QUERY_TIMEOUT", "10ms", true},
+		{"DB_QUERY_TIMEOUT", "9ms", false},
+		{"DB_QUERY_TIMEOUT", "60s", true},
+		{"DB_QUERY_TIMEOUT", "61s", false},
+		{"DB_QUERY_TIMEOUT", "2", false},
+		{"API_KEY_MAX_TTL", "43800h", true},
+		{"API_KEY_MAX_TTL", "43801h", false},
+		{"API_KEY_DEFAULT_TTL", "43801h", false},
+		{"RATE_LIMIT_ANON", "1000000/second", true},
+		{"RATE_LIMIT_ANON", "1000001/second", false},
+		{"RATE_LIMIT_USER", "1000001/day", false},
+		{"RATE_LIMIT_ANON_SUSTAINED", "1000001/day", false},
+		{"RATE_LIMIT_USER_SUSTAINED", "1000001/day", false},
+		{"RATE_LIMIT_LOGIN", "1000001/minute", false},
+		{"RATE_LIMIT_REGISTER", "1000001/minute", false},
+		{"RATE_LIMIT_TOKEN", "1000001/minute", false},
+		{"RATE_LIMIT_KEY_CREATE", "1000001/minute", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			e := devEnv().with(tt.name, tt.value)
+			if tt.ok {
+				mustLoad(t, e, "serve")
+				return
+			}
+			lines := problems(t, e, "serve")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.name) {
+				t.Fatalf("problems = %q, want one line naming %s", lines, tt.name)
+			}
+		})
+	}
+}
+
+func TestLoadBoundsAreInTheProblemLine(t *testing.T) {
+	tests := []struct{ name, value, want string }{
+		{"MAX_BODY_BYTES", "1099511627776", `MAX_BODY_BYTES must be an integer from 1 to 67108864, got "1099511627776"`},
+		{"PASSWORD_HASH_CONCURRENCY", "1000000", `PASSWORD_HASH_CONCURRENCY must be an integer from 1 to 256, got "1000000"`},
+		{"SECURE_HSTS_SECONDS", "1e9", `SECURE_HSTS_SECONDS must be an integer from 0 to 63072000, got "1e9"`},
+		{"ACCESS_TOKEN_TTL", "8760h", `ACCESS_TOKEN_TTL must be a duration from 1s to 24h, such as 15m or 168h, got "8760h"`},
+		{"REFRESH_TOKEN_TTL", "87600h", `REFRESH_TOKEN_TTL must be a duration from 1s to 2160h, such as 15m or 168h, got "87600h"`},
+		{"DB_QUERY_TIMEOUT", "1ms", `DB_QUERY_TIMEOUT must be a duration from 10ms to 1m, such as 15m or 168h, got "1ms"`},
+		{"RATE_LIMIT_USER", "2000000/minute", `RATE_LIMIT_USER must look like 100/minute: from 1 to 1000000 per second, minute, hour or day, got "2000000/minute"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lines := problems(t, devEnv().with(tt.name, tt.value), "serve")
+			if len(lines) != 1 || lines[0] != tt.want {
+				t.Fatalf("problems = %q, want [%q]", lines, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadCutsLongValuesShort(t *testing.T) {
+	huge := strings.Repeat("9", 100000)
+	for _, name := range []string{"MAX_BODY_BYTES", "ACCESS_TOKEN_TTL", "RATE_LIMIT_ANON", "APP_ENV", "REGISTRATION_ENABLED", "TRUSTED_PROXIES", "CORS_ALLOWED_ORIGINS", "PUBLIC_URL"} {
+		t.Run(name, func(t *testing.T) {
+			lines := problems(t, devEnv().with(name, huge), "serve")
+			if len(lines) != 1 || !strings.Contains(lines[0], name) {
+				t.Fatalf("problems = %.300q, want one line naming %s", lines, name)
+			}
+			if len(lines[0]) > 300 || !strings.Contains(lines[0], "(100000 bytes)") {
+				t.Fatalf("line is %d bytes, want the value cut short with its length:\n%.400s", len(lines[0]), lines[0])
+			}
+		})
+	}
+	t.Run("multi-byte value is cut between runes", func(t *testing.T) {
+		lines := problems(t, devEnv().with("MAX_BODY_BYTES", strings.Repeat("é", 100)), "serve")
+		if strings.Contains(lines[0], `\x`) {
+			t.Fatalf("line splits a rune: %s", lines[0])
+		}
+	})
+}
+
+func TestLoadRelations(t *testing.T) {
+	tests := []struct {
+		name string
+		env  env
+		want string // the variable the single problem line names; "" for none
+	}{
+		{"API key default equal to max", devEnv().with("API_KEY_DEFAULT_TTL", "8760h"), ""},
+		{"API key default over max", devEnv().with("API_KEY_DEFAULT_TTL", "8761h"), "API_KEY_DEFAULT_TTL"},
+		{"API key max under default", devEnv().with("API_KEY_MAX_TTL", "720h"), "API_KEY_MAX_TTL"},
+		{"session longer than access token", devEnv().with("SESSION_MAX_AGE", "16m"), ""},
+		{"session as long as access token", devEnv().with("SESSION_MAX_AGE", "15m"), "SESSION_MAX_AGE"},
+		{"session shorter than access token", devEnv().with("SESSION_MAX_AGE", "1h", "ACCESS_TOKEN_TTL", "2h"), "SESSION_MAX_AGE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.want == "" {
+				mustLoad(t, tt.env, "serve")
+				return
+			}
+			lines := problems(t, tt.env, "serve")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Fatalf("problems = %q, want one line naming %s", lines, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadProductionRefusesWeakenedDefences: values that parse but turn a
+// defence off are refused in production, accepted at their boundary, and
+// still accepted in development.
+func TestLoadProductionRefusesWeakenedDefences(t *testing.T) {
+	tests := []struct {
+		name, value string
+		ok          bool // in production
+	}{
+		{"TRUSTED_PROXIES", "10.0.0.0/8", true},
+		{"TRUSTED_PROXIES", "10.0.0.0/7", false},
+		{"TRUSTED_PROXIES", "0.0.0.0/0", false},
+		{"TRUSTED_PROXIES", "10.0.0.0/8,0.0.0.0/1", false},
+		{"TRUSTED_PROXIES", "2001:db8::/32", true},
+		{"TRUSTED_PROXIES", "2001:db8::/31", false},
+		{"TRUSTED_PROXIES", "::/0", false},
+		{"TRUSTED_PROXIES", "::ffff:10.0.0.0/104", true},
+		{"TRUSTED_PROXIES", "::ffff:10.0.0.0/103", false},
+		{"TRUSTED_PROXIES", "::ffff:0.0.0.0/96", false},
+		{"TRUSTED_PROXIES", "::fffe:0:0/95", false}, // narrower than /32, yet holds all of IPv4
+		{"CORS_ALLOWED_ORIGINS", "https://*.example.com", false},
+		{"CORS_ALLOWED_ORIGINS", "https://app.example.com,https://*", false},
+		{"ALLOWED_HOSTS", ".example.com", true},
+		{"ALLOWED_HOSTS", "api.example.com,.example.co.uk", true},
+		{"ALLOWED_HOSTS", ".com", false},
+		{"ALLOWED_HOSTS", ".COM.", false},
+		{"ALLOWED_HOSTS", ".co.uk", false},
+		{"ALLOWED_HOSTS", ".github.io", false},
+		{"ALLOWED_HOSTS", "api.example.com,.", false},
+		{"ACCESS_TOKEN_TTL", "1h", true},
+		{"ACCESS_TOKEN_TTL", "1h0m1s", false},
+		{"ACCESS_TOKEN_TTL", "2h", false},
+		{"PUBLIC_URL", "https://api.example.com", true},
+		{"PUBLIC_URL", "http://api.example.com", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			e := prodEnv().with(tt.name, tt.value)
+			if tt.ok {
+				mustLoad(t, e, "serve")
+			} else {
+				lines := problems(t, e, "serve")
+				if len(lines) != 1 || !strings.Contains(lines[0], tt.name) || !strings.Contains(lines[0], "production") {
+					t.Fatalf("problems = %q, want one line naming %s and production", lines, tt.name)
+				}
+			}
+			mustLoad(t, e.with("APP_ENV", "development"), "serve")
+		})
+	}
+}
+
+func TestLoadProductionRefusalsOneLineEach(t *testing.T) {
+	lines := problems(t, prodEnv().with(
+		"TRUSTED_PROXIES", "0.0.0.0/0,::/0",
+		"CORS_ALLOWED_ORIGINS", "https://*.example.com",
+		"ALLOWED_HOSTS", ".com",
+		"ACCESS_TOKEN_TTL", "2h",
+	), "serve")
+	for name, n := range map[string]int{"TRUSTED_PROXIES": 2, "CORS_ALLOWED_ORIGINS": 1, "ALLOWED_HOSTS": 1, "ACCESS_TOKEN_TTL": 1} {
+		if got := len(linesNaming(lines, name)); got != n {
+			t.Errorf("%d lines name %s, want %d:\n%s", got, name, n, strings.Join(lines, "\n"))
+		}
+	}
+	if len(lines) != 5 {
+		t.Errorf("got %d lines, want 5:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+}
+
+func TestLoadDevelopmentWildcardOrigin(t *testing.T) {
+	c := mustLoad(t, devEnv().with("CORS_ALLOWED_ORIGINS", "https://*.Example.com"), "serve")
+	if want := []string{"https://*.example.com"}; !slices.Equal(c.CORSAllowedOrigins, want) {
+		t.Fatalf("CORSAllowedOrigins = %q, want %q", c.CORSAllowedOrigins, want)
+	}
+	lines := problems(t, devEnv().with("CORS_ALLOWED_ORIGINS", "https://*.*.example.com"), "serve")
+	if len(lines) != 1 || !strings.Contains(lines[0], "CORS_ALLOWED_ORIGINS") {
+		t.Fatalf("problems = %q, want one line refusing two wildcards", lines)
+	}
+}
+
+func TestLoadTrustedProxiesMappedIPv4(t *testing.T) {
+	c := mustLoad(t, devEnv().with("TRUSTED_PROXIES", "::ffff:10.1.2.3/104,::ffff:192.168.1.7"), "serve")
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32")}
+	if !slices.Equal(c.TrustedProxies, want) {
+		t.Fatalf("TrustedProxies = %v, want %v", c.TrustedProxies, want)
+	}
+}
+
+func TestLoadAllowedHosts(t *testing.T) {
+	tests := []struct {
+		name string
+		env  env
+		want []string
+	}{
+		{"development default", devEnv(), []string{"localhost", "127.0.0.1", "[::1]"}},
+		{"blank is unset", devEnv().with("ALLOWED_HOSTS", " , "), []string{"localhost", "127.0.0.1", "[::1]"}},
+		{"with PUBLIC_URL", devEnv().with("PUBLIC_URL", "https://API.example.com:8443/"), []string{"localhost", "127.0.0.1", "[::1]", "api.example.com"}},
+		{"with an IPv6 PUBLIC_URL", devEnv().with("PUBLIC_URL", "http://[2001:db8::1]:8000"), []string{"localhost", "127.0.0.1", "[::1]", "[2001:db8::1]"}},
+		{"explicit list", devEnv().with("ALLOWED_HOSTS", "api.test, .example.com", "PUBLIC_URL", "https://other.example.org"), []string{"api.test", ".example.com"}},
+		{"explicit any in development", devEnv().with("ALLOWED_HOSTS", "*"), []string{"*"}},
+		{"production list", prodEnv(), []string{"api.example.com"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustLoad(t, tt.env, "serve")
+			if !slices.Equal(c.AllowedHosts, tt.want) {
+				t.Fatalf("AllowedHosts = %q, want %q", c.AllowedHosts, tt.want)
+			}
+		})
+	}
+	t.Run("production still requires it with PUBLIC_URL", func(t *testing.T) {
+		lines := problems(t, prodEnv().with("ALLOWED_HOSTS", "", "PUBLIC_URL", "https://api.example.com"), "serve")
+		if len(lines) != 1 || !strings.Contains(lines[0], "ALLOWED_HOSTS") {
+			t.Fatalf("problems = %q, want one line naming ALLOWED_HOSTS", lines)
+		}
+	})
+}
+
+func TestLoadPublicURL(t *testing.T) {
+	tests := []struct {
+		value string
+		want  string // String() of the stored URL; "" for refused
+	}{
+		{"https://api.example.com", "https://api.example.com"},
+		{"https://api.example.com/", "https://api.example.com"},
+		{"HTTPS://Api.Example.com:8443", "https://api.example.com:8443"},
+		{"http://localhost:8000", "http://localhost:8000"},
+		{"http://[::1]:8000/", "http://[::1]:8000"},
+		{"ftp://api.example.com", ""},
+		{"api.example.com", ""},
+		{"https://", ""},
+		{"https://:443", ""},
+		{"https:api.example.com", ""},
+		{"https://api.example.com/v1", ""},
+		{"https://api.example.com//", ""},
+		{"https://api.example.com?", ""},
+		{"https://api.example.com?x=1", ""},
+		{"https://api.example.com#top", ""},
+		{"https://user@api.example.com", ""},
+		{"https://user:pw@api.example.com", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			e := devEnv().with("PUBLIC_URL", tt.value)
+			if tt.want == "" {
+				lines := problems(t, e, "serve")
+				if len(lines) != 1 || !strings.Contains(lines[0], "PUBLIC_URL") {
+					t.Fatalf("problems = %q, want one line naming PUBLIC_URL", lines)
+				}
+				return
+			}
+			c := mustLoad(t, e, "serve")
+			if c.PublicURL == nil || c.PublicURL.String() != tt.want || c.PublicURL.Path != "" {
+				t.Fatalf("PublicURL = %v, want %s with an empty path", c.PublicURL, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadDoesNotPrintURLPasswords: problem lines about a URL mask the
+// password it holds.
+func TestLoadDoesNotPrintURLPasswords(t *testing.T) {
+	const secret = "hunter2-url-pass"
+	for _, kv := range [][2]string{
+		{"PUBLIC_URL", "https://admin:" + secret + "@api.example.com"},
+		{"PUBLIC_URL", "https://admin:" + secret + "@api.example.com/%zz"},
+		{"CORS_ALLOWED_ORIGINS", "https://admin:" + secret + "@app.example.com"},
+		{"CORS_ALLOWED_ORIGINS", "https://admin:" + secret + "@app.example.com/%zz"},
+		{"REDIS_URL", "http://:" + secret + "@cache.internal"},
+	} {
+		t.Run(kv[0], func(t *testing.T) {
+			lines := problems(t, devEnv().with(kv[0], kv[1]), "serve")
+			if len(lines) != 1 || !strings.Contains(lines[0], kv[0]) {
+				t.Fatalf("problems = %q, want one line naming %s", lines, kv[0])
+			}
+			if strings.Contains(lines[0], secret) {
+				t.Fatalf("problem prints the password: %s", lines[0])
+			}
+		})
+	}
+}
+
+func TestLoadWarnings(t *testing.T) {
+	const secret = "s3cret-warn-pass"
+	tests := []struct {
+		name string
+		env  env
+		want []string // the variables the warnings name, in order
+	}{
+		{"acceptance baseline", prodEnv().with("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/taskmanager?sslmode=disable",
+			"JWT_SIGNING_KEY", strings.Repeat("ab", 32)), nil},
+		{"redis:// to a remote host", prodEnv().with("REDIS_URL", "redis://:"+secret+"@cache.internal:6379/0"), []string{"REDIS_URL"}},
+		{"rediss:// to a remote host", prodEnv().with("REDIS_URL", "rediss://:"+secret+"@cache.internal:6380"), nil},
+		{"redis:// to localhost", prodEnv().with("REDIS_URL", "redis://localhost:6379"), nil},
+		{"redis:// to 127.0.0.2", prodEnv().with("REDIS_URL", "redis://127.0.0.2:6379"), nil},
+		{"redis:// to ::1", prodEnv().with("REDIS_URL", "redis://[::1]:6379"), nil},
+		{"redis over a unix socket", prodEnv().with("REDIS_URL", "unix:///run/redis.sock"), nil},
+		{"sslmode=disable to a remote host", prodEnv().with("DATABASE_URL", "postgres://app:"+secret+"@db.internal:5432/tasks?sslmode=disable"), []string{"DATABASE_URL"}},
+		{"sslmode=disable to a remote IPv6 host", prodEnv().with("DATABASE_URL", "postgres://app:"+secret+"@[2001:db8::5]:5432/tasks?sslmode=disable"), []string{"DATABASE_URL"}},
+		{"sslmode=disable to localhost", prodEnv().with("DATABASE_URL", "postgres://app:"+secret+"@localhost/tasks?sslmode=disable"), nil},
+		{"sslmode=disable to a socket", prodEnv().with("DATABASE_URL", "postgres://app@/tasks?host=/var/run/postgresql&sslmode=disable"), nil},
+		{"host parameter overrides the URL host", prodEnv().with("DATABASE_URL", "postgres://app@localhost/tasks?host=db.internal&sslmode=disable"), []string{"DATABASE_URL"}},
+		{"sslmode=require to a remote host", prodEnv().with("DATABASE_URL", "postgres://app:"+secret+"@db.internal/tasks?sslmode=require"), nil},
+		{"sslmode from PGSSLMODE", prodEnv().with("PGSSLMODE", "disable"), []string{"DATABASE_URL"}},
+		{"both", prodEnv().with("REDIS_URL", "redis://cache.internal", "DATABASE_URL", "postgres://app:"+secret+"@10.0.0.5/tasks?sslmode=disable"), []string{"REDIS_URL", "DATABASE_URL"}},
+		{"development", devEnv().with("REDIS_URL", "redis://cache.internal", "DATABASE_URL", "postgres://app:"+secret+"@10.0.0.5/tasks?sslmode=disable"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustLoad(t, tt.env, "serve")
+			if len(c.Warnings) != len(tt.want) {
+				t.Fatalf("Warnings = %q, want lines naming %q", c.Warnings, tt.want)
+			}
+			for i, w := range c.Warnings {
+				if !strings.Contains(w, tt.want[i]) || strings.Contains(w, "\n") {
+					t.Errorf("warning %d = %q, want one line naming %s", i, w, tt.want[i])
+				}
+				for _, leak := range []string{secret, "cache.internal", "db.internal", "10.0.0.5", "2001:db8"} {
+					if strings.Contains(w, leak) {
+						t.Errorf("warning %q prints %q from the URL", w, leak)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestPostgresInClear(t *testing.T) {
+	tests := []struct {
+		dsn   string
+		env   env
+		clear bool
+	}{
+		{"host=db.internal sslmode=disable", nil, true},
+		{"host=db.internal port=5432 user=app password='p w\\'d' sslmode=disable dbname=tasks", nil, true},
+		{"host = db.internal sslmode = 'disable'", nil, true},
+		{"host=db1.internal,localhost sslmode=disable", nil, true},
+		{"host=localhost,127.0.0.1 sslmode=disable", nil, false},
+		{"host=/var/run/postgresql sslmode=disable", nil, false},
+		{"host=::1 sslmode=disable", nil, false},
+		{"host=db.internal sslmode=verify-full", nil, false},
+		{"host=db.internal", nil, false},
+		{"host=db.internal", env{"PGSSLMODE": "disable"}, true},
+		{"sslmode=disable", nil, false},
+		{"sslmode=disable", env{"PGHOST": "db.internal"}, true},
+		{"postgres://app:pw@db.internal/tasks?sslmode=disable", nil, true},
+		{"postgresql://app:pw@127.0.0.1:5432/tasks?sslmode=disable", nil, false},
+		{"postgres:///tasks?sslmode=disable", nil, false},
+		{"postgres://db.internal/tasks", nil, false},
+		{"postgres://db.internal/tasks?sslmode=disable&sslmode=require", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dsn, func(t *testing.T) {
+			if got := postgresInClear(tt.dsn, tt.env.get); got != tt.clear {
+				t.Fatalf("postgresInClear(%q) = %v, want %v", tt.dsn, got, tt.clear)
+			}
+		})
+	}
+}
