@@ -71,8 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 }
 
-// loadConfig reads the configuration and prints each problem on its own
-// line of stderr.
+// loadConfig reads the configuration and prints each problem, and each
+// warning, on its own line of stderr. Warnings do not stop the command.
 func loadConfig(getenv func(string) string, need string, stderr io.Writer) (*config.Config, error) {
 	cfg, err := config.Load(getenv, need)
 	var problems config.Problems
@@ -82,7 +82,13 @@ func loadConfig(getenv func(string) string, need string, stderr io.Writer) (*con
 		}
 		return nil, fmt.Errorf("refusing to %s: %d configuration problem(s)", need, len(problems))
 	}
-	return cfg, err
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "taskmanager: configuration warning:", w)
+	}
+	return cfg, nil
 }
 
 // newLogger writes JSON lines to stdout and, when LOG_FILE is set, to that
@@ -112,7 +118,15 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	defer closeLog()
 
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{TokenTTL: cfg.AccessTokenTTL + auth.Leeway, Logger: log})
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration: " + w)
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
+		TokenTTL:        cfg.AccessTokenTTL + auth.Leeway,
+		QueryTimeout:    cfg.DBQueryTimeout,
+		MaxTasksPerUser: cfg.MaxTasksPerUser,
+		Logger:          log,
+	})
 	if err != nil {
 		return err
 	}
@@ -135,9 +149,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+		// The contract's 16 KiB for the whole request head: net/http allows
+		// MaxHeaderBytes plus 4096 bytes of bufio slack before its 431.
+		MaxHeaderBytes: 16<<10 - 4096,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:      &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {

@@ -109,6 +109,21 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("createuser --admin made no admin: %d", code)
 	}
 
+	// The whole request head may take 16 KiB; more is 431 before any handler.
+	for size, want := range map[int]int{8 << 10: http.StatusUnauthorized, 17 << 10: http.StatusRequestHeaderFieldsTooLarge,
+		20 << 10: http.StatusRequestHeaderFieldsTooLarge} {
+		r, _ := http.NewRequest("GET", base+"/api/tasks/", nil)
+		r.Header.Set("X-Padding", strings.Repeat("p", size))
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%d KiB of headers: status = %d, want %d", size>>10, resp.StatusCode, want)
+		}
+	}
+
 	if err := stop(); err != nil {
 		t.Fatalf("serve after shutdown: %v, want nil", err)
 	}

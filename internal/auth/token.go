@@ -26,13 +26,24 @@ const (
 // Leeway is the clock skew tolerated on exp, nbf and iat.
 const Leeway = 10 * time.Second
 
-// ErrInvalidToken is every verification failure: callers tell a client no more.
-var ErrInvalidToken = errors.New("auth: invalid token")
+// ErrInvalidToken is every verification failure. ErrExpiredToken is the one
+// failure worth telling a client apart (it should refresh): it is returned
+// only for a token whose signature and claims were otherwise good, and it
+// is also an ErrInvalidToken.
+var (
+	ErrInvalidToken = errors.New("auth: invalid token")
+	ErrExpiredToken = fmt.Errorf("%w: expired", ErrInvalidToken)
+	// ErrSessionEnded: the session passed its maximum age; no token is issued.
+	ErrSessionEnded = errors.New("auth: session ended")
+)
 
 // Claims are the claims of both token kinds.
 type Claims struct {
 	jwt.RegisteredClaims
 	SessionID string `json:"sid"`
+	// AuthTime is when the user signed in (OpenID Connect's auth_time); a
+	// refresh keeps it, so a session's age is known from any of its tokens.
+	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
 }
 
 // Token is a verified token's identity.
@@ -40,6 +51,8 @@ type Token struct {
 	UserID    uuid.UUID
 	SessionID uuid.UUID
 	ID        string
+	IssuedAt  time.Time
+	AuthTime  time.Time
 	ExpiresAt time.Time
 }
 
@@ -56,6 +69,9 @@ type TokenConfig struct {
 	Audience           string
 	AccessTTL          time.Duration
 	RefreshTTL         time.Duration
+	// SessionMaxAge caps every token of a session at its sign-in time plus
+	// this, however often it is refreshed; zero means no cap.
+	SessionMaxAge time.Duration
 }
 
 // ringKey is one key of the ring, bound to its one algorithm.
@@ -164,9 +180,20 @@ func (t *Tokens) TTL(k Kind) time.Duration {
 	return t.cfg.AccessTTL
 }
 
-// Issue signs a token of kind k for the user's session.
-func (t *Tokens) Issue(k Kind, userID, sessionID uuid.UUID, now time.Time) (string, time.Time, error) {
+// Issue signs a token of kind k for the user's session, which began at
+// authTime. It never outlives the session's maximum age: ErrSessionEnded
+// when that has passed.
+func (t *Tokens) Issue(k Kind, userID, sessionID uuid.UUID, authTime, now time.Time) (string, time.Time, error) {
 	exp := now.Add(t.TTL(k)).Truncate(time.Second)
+	if t.cfg.SessionMaxAge > 0 {
+		end := authTime.Add(t.cfg.SessionMaxAge).Truncate(time.Second)
+		if !end.After(now) {
+			return "", time.Time{}, ErrSessionEnded
+		}
+		if end.Before(exp) {
+			exp = end
+		}
+	}
 	claims := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    t.cfg.Issuer,
@@ -177,6 +204,7 @@ func (t *Tokens) Issue(k Kind, userID, sessionID uuid.UUID, now time.Time) (stri
 			ID:        uuid.NewString(),
 		},
 		SessionID: sessionID.String(),
+		AuthTime:  jwt.NewNumericDate(authTime),
 	}
 	tok := jwt.NewWithClaims(t.method, claims)
 	tok.Header["typ"] = string(k)
@@ -207,15 +235,25 @@ func (t *Tokens) Verify(k Kind, raw string) (*Token, error) {
 		}
 		return key.verify, nil
 	})
+	// golang-jwt checks the signature before the claims, so "expired" is
+	// said only of a token we did sign.
+	if errors.Is(err, jwt.ErrTokenExpired) && errors.Is(err, jwt.ErrTokenInvalidClaims) && !errors.Is(err, jwt.ErrTokenSignatureInvalid) {
+		return nil, ErrExpiredToken
+	}
 	if err != nil || !tok.Valid {
 		return nil, ErrInvalidToken
 	}
 	uid, err1 := uuid.Parse(claims.Subject)
 	sid, err2 := uuid.Parse(claims.SessionID)
-	if err1 != nil || err2 != nil || claims.ID == "" {
+	if err1 != nil || err2 != nil || claims.ID == "" || claims.IssuedAt == nil {
 		return nil, ErrInvalidToken
 	}
-	return &Token{UserID: uid, SessionID: sid, ID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}, nil
+	out := &Token{UserID: uid, SessionID: sid, ID: claims.ID, IssuedAt: claims.IssuedAt.Time,
+		AuthTime: claims.IssuedAt.Time, ExpiresAt: claims.ExpiresAt.Time}
+	if claims.AuthTime != nil {
+		out.AuthTime = claims.AuthTime.Time
+	}
+	return out, nil
 }
 
 // compact reports whether raw is spelled as a JWS compact serialization:

@@ -39,7 +39,7 @@ func newTestTokens() *Tokens { return NewTokens(testTokenConfig()) }
 func issue(t testing.TB, tokens *Tokens, k Kind, now time.Time) (raw string, userID, sessionID uuid.UUID) {
 	t.Helper()
 	userID, sessionID = uuid.New(), uuid.New()
-	raw, _, err := tokens.Issue(k, userID, sessionID, now)
+	raw, _, err := tokens.Issue(k, userID, sessionID, now, now)
 	if err != nil {
 		t.Fatalf("Issue(%s): %v", k, err)
 	}
@@ -111,7 +111,7 @@ func TestTokensRoundTrip(t *testing.T) {
 		t.Run(string(k), func(t *testing.T) {
 			now := time.Now()
 			userID, sessionID := uuid.New(), uuid.New()
-			raw, exp, err := tokens.Issue(k, userID, sessionID, now)
+			raw, exp, err := tokens.Issue(k, userID, sessionID, now, now)
 			if err != nil {
 				t.Fatalf("Issue: %v", err)
 			}
@@ -142,8 +142,8 @@ func TestTokensUniqueIDs(t *testing.T) {
 	tokens := newTestTokens()
 	now := time.Now()
 	userID, sessionID := uuid.New(), uuid.New()
-	a, _, _ := tokens.Issue(Refresh, userID, sessionID, now)
-	b, _, _ := tokens.Issue(Refresh, userID, sessionID, now)
+	a, _, _ := tokens.Issue(Refresh, userID, sessionID, now, now)
+	b, _, _ := tokens.Issue(Refresh, userID, sessionID, now, now)
 	if a == b {
 		t.Fatalf("two refresh tokens issued in one second are equal, want distinct (rotation stores each by hash)")
 	}
@@ -490,5 +490,49 @@ func BenchmarkVerifyAccessToken(b *testing.B) {
 		if _, err := tokens.Verify(Access, raw); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestExpiredTokenIsToldApart: a client is told to refresh only for a token
+// we signed whose time is up; a forged one that is also expired is just invalid.
+func TestExpiredTokenIsToldApart(t *testing.T) {
+	tokens := newTestTokens()
+	old := time.Now().Add(-time.Hour)
+	raw, _, _ := issue(t, tokens, Access, old)
+	if _, err := tokens.Verify(Access, raw); !errors.Is(err, ErrExpiredToken) || !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("Verify(expired) error = %v, want ErrExpiredToken (an ErrInvalidToken)", err)
+	}
+	forged, _, _ := issue(t, NewTokens(TokenConfig{Key: otherKey, Issuer: testIssuer, Audience: testAudience,
+		AccessTTL: testAccessTTL, RefreshTTL: testRefreshTTL}), Access, old)
+	if _, err := tokens.Verify(Access, forged); errors.Is(err, ErrExpiredToken) || !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("Verify(expired, foreign key) error = %v, want plain ErrInvalidToken", err)
+	}
+}
+
+// TestSessionMaxAgeCapsEveryToken: refreshing cannot stretch a session past
+// its sign-in time plus the maximum age.
+func TestSessionMaxAgeCapsEveryToken(t *testing.T) {
+	cfg := testTokenConfig()
+	cfg.SessionMaxAge = 30 * 24 * time.Hour
+	tokens := NewTokens(cfg)
+	uid, sid := uuid.New(), uuid.New()
+	signedIn := time.Now().Add(-29*24*time.Hour - 23*time.Hour) // one hour of the session left
+
+	raw, exp, err := tokens.Issue(Refresh, uid, sid, signedIn, time.Now())
+	if err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	if end := signedIn.Add(cfg.SessionMaxAge); exp.After(end) {
+		t.Fatalf("refresh token expires %v, after the session's end %v", exp, end)
+	}
+	got, err := tokens.Verify(Refresh, raw)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if !got.AuthTime.Equal(signedIn.Truncate(time.Second)) {
+		t.Errorf("AuthTime = %v, want the sign-in time %v", got.AuthTime, signedIn.Truncate(time.Second))
+	}
+	if _, _, err := tokens.Issue(Access, uid, sid, signedIn, signedIn.Add(cfg.SessionMaxAge)); !errors.Is(err, ErrSessionEnded) {
+		t.Fatalf("Issue at the session's end: error = %v, want ErrSessionEnded", err)
 	}
 }

@@ -22,10 +22,12 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 type passwordChangeRequest struct {
 	CurrentPassword *string `json:"current_password" validate:"required"`
 	NewPassword     *string `json:"new_password" validate:"required"`
+	RevokeAPIKeys   *bool   `json:"revoke_api_keys"`
 }
 
 // handlePasswordChange handles POST /api/me/password/. Every other session
-// of the user is revoked; the one making the change stays.
+// of the user is revoked, and their API keys unless revoke_api_keys is
+// false; the session making the change stays.
 func (s *Server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 	id := task.IdentityFromContext(r.Context())
 	var req passwordChangeRequest
@@ -38,17 +40,11 @@ func (s *Server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	ok, err := s.verifyPassword(r.Context(), u.PasswordHash, *req.CurrentPassword)
-	if err != nil {
+	if err := s.checkCurrentPassword(r, u, *req.CurrentPassword); err != nil {
 		s.error(w, r, err)
 		return
 	}
-	var wrong error
-	if !ok {
-		s.securityEvent(r, "password_change_failed")
-		wrong = task.FieldError("current_password", "Your current password was entered incorrectly.")
-	}
-	if err := merge(wrong, passwordProblems("new_password", *req.NewPassword, u.Username)); err != nil {
+	if err := passwordProblems("new_password", *req.NewPassword, u.Username); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -57,11 +53,12 @@ func (s *Server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if err := s.deps.Users.SetPassword(r.Context(), u.ID, hash, id.SessionID); err != nil {
+	revokeKeys := req.RevokeAPIKeys == nil || *req.RevokeAPIKeys
+	if err := s.deps.Users.SetPassword(r.Context(), u.ID, hash, id.SessionID, revokeKeys); err != nil {
 		s.error(w, r, err)
 		return
 	}
-	s.securityEvent(r, "password_changed")
+	s.securityEvent(r, "password_changed", "api_keys_revoked", revokeKeys)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -80,29 +77,30 @@ type sessionJSON struct {
 	ID         uuid.UUID `json:"id"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
 	UserAgent  string    `json:"user_agent"`
 	IP         string    `json:"ip"`
 	Current    bool      `json:"current"`
 }
 
-type listJSON[T any] struct {
-	Results []T `json:"results"`
-}
-
-// handleSessionList handles GET /api/sessions/.
+// handleSessionList handles GET /api/sessions/: the user's live sessions,
+// newest first, paginated like tasks.
 func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
 	id := task.IdentityFromContext(r.Context())
-	sessions, err := s.deps.Sessions.FindSessions(r.Context(), id.UserID)
+	limit, cur, err := pageParams(r.URL.Query())
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
-	out := listJSON[sessionJSON]{Results: make([]sessionJSON, 0, len(sessions))}
-	for _, x := range sessions {
-		out.Results = append(out.Results, sessionJSON{ID: x.ID, CreatedAt: x.CreatedAt.UTC(), LastUsedAt: x.LastUsedAt.UTC(),
-			UserAgent: x.UserAgent, IP: x.IP, Current: x.ID == id.SessionID})
+	page, err := s.deps.Sessions.FindSessions(r.Context(), id.UserID, limit, cur)
+	if err != nil {
+		s.error(w, r, err)
+		return
 	}
-	s.encode(w, http.StatusOK, out)
+	s.encode(w, http.StatusOK, pageOf(s, r, page, func(x *task.Session) sessionJSON {
+		return sessionJSON{ID: x.ID, CreatedAt: x.CreatedAt.UTC(), LastUsedAt: x.LastUsedAt.UTC(), ExpiresAt: x.ExpiresAt.UTC(),
+			UserAgent: x.UserAgent, IP: x.IP, Current: x.ID == id.SessionID}
+	}))
 }
 
 // handleSessionDelete handles DELETE /api/sessions/{id}/.

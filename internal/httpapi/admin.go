@@ -25,13 +25,7 @@ func adminUserResponse(u *task.User) adminUserJSON {
 
 // handleUserList handles GET /api/admin/users/.
 func (s *Server) handleUserList(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit, err := pageLimit(q)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	cur, err := parseCursor(q.Get("cursor"), "")
+	limit, cur, err := pageParams(r.URL.Query())
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -41,12 +35,7 @@ func (s *Server) handleUserList(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	out := pageJSON[adminUserJSON]{Results: make([]adminUserJSON, 0, len(page.Items))}
-	for _, u := range page.Items {
-		out.Results = append(out.Results, adminUserResponse(u))
-	}
-	out.Next, out.Previous = s.pageLink(r, page.Next), s.pageLink(r, page.Previous)
-	s.encode(w, http.StatusOK, out)
+	s.encode(w, http.StatusOK, pageOf(s, r, page, adminUserResponse))
 }
 
 type userUpdateRequest struct {
@@ -55,7 +44,9 @@ type userUpdateRequest struct {
 }
 
 // handleUserUpdate handles PATCH /api/admin/users/{id}/. Deactivation
-// revokes every session and key of the user at once.
+// revokes every session and key of the user at once. The store serialises
+// admin changes and re-reads the acting admin's rights, so two admins
+// demoting each other cannot leave none.
 func (s *Server) handleUserUpdate(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
 	if err != nil {
@@ -67,12 +58,13 @@ func (s *Server) handleUserUpdate(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if id == task.IdentityFromContext(r.Context()).UserID && (req.IsActive != nil && !*req.IsActive || req.IsAdmin != nil && !*req.IsAdmin) {
+	actor := task.IdentityFromContext(r.Context()).UserID
+	if id == actor && (req.IsActive != nil && !*req.IsActive || req.IsAdmin != nil && !*req.IsAdmin) {
 		// An administrator locking themselves out is almost always a mistake.
 		s.error(w, r, task.Errorf(task.ECONFLICT, "You cannot deactivate or demote your own account."))
 		return
 	}
-	u, err := s.deps.Users.UpdateUser(r.Context(), id, task.UserUpdate{IsActive: req.IsActive, IsAdmin: req.IsAdmin})
+	u, err := s.deps.Users.UpdateUser(r.Context(), actor, id, task.UserUpdate{IsActive: req.IsActive, IsAdmin: req.IsAdmin})
 	if err != nil {
 		s.error(w, r, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acme/taskmanager/internal/auth"
+	"github.com/acme/taskmanager/internal/ratelimit"
 	"github.com/acme/taskmanager/internal/task"
 )
 
@@ -125,13 +126,13 @@ func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	u, err := s.login(w, r, *req.Username, *req.Password)
+	u, err := s.login(r, *req.Username, *req.Password)
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
 	sess := &task.Session{ID: uuid.New(), UserID: u.ID, UserAgent: truncate(r.UserAgent(), 256), IP: info(r.Context()).clientIP}
-	access, refresh, refreshExp, err := s.issuePair(u.ID, sess.ID)
+	access, refresh, refreshExp, err := s.issuePair(u.ID, sess.ID, s.now())
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -146,33 +147,27 @@ func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 		ExpiresIn: int(s.tokens.TTL(auth.Access).Seconds())})
 }
 
-// issuePair signs a new access token and refresh token for a session.
-func (s *Server) issuePair(userID, sessionID uuid.UUID) (access, refresh string, refreshExp time.Time, err error) {
+// issuePair signs a new access token and refresh token for a session that
+// began at authTime; none once the session has reached its maximum age.
+func (s *Server) issuePair(userID, sessionID uuid.UUID, authTime time.Time) (access, refresh string, refreshExp time.Time, err error) {
 	now := s.now()
-	if refresh, refreshExp, err = s.tokens.Issue(auth.Refresh, userID, sessionID, now); err != nil {
+	if refresh, refreshExp, err = s.tokens.Issue(auth.Refresh, userID, sessionID, authTime, now); err != nil {
+		if errors.Is(err, auth.ErrSessionEnded) {
+			err = task.ErrSessionEnded
+		}
 		return "", "", time.Time{}, err
 	}
-	access, _, err = s.tokens.Issue(auth.Access, userID, sessionID, now)
+	access, _, err = s.tokens.Issue(auth.Access, userID, sessionID, authTime, now)
 	return access, refresh, refreshExp, err
 }
 
 // login checks a username and password. Unknown users, wrong passwords and
-// inactive users get the same error after the same hashing work. Each
-// attempt is counted against the username before the password is checked,
-// so racing guesses cannot slip past the budget; a success is refunded, so
-// only failures use it up.
-func (s *Server) login(w http.ResponseWriter, r *http.Request, username, password string) (*task.User, error) {
+// inactive users get the same error after the same hashing work.
+func (s *Server) login(r *http.Request, username, password string) (*task.User, error) {
 	ctx := r.Context()
-	key := strings.ToLower(strings.TrimSpace(username))
-	lim := s.throttle.loginUser
-	attempt, err := lim.Take(ctx, key)
+	att, err := s.beginAttempt(r, username)
 	if err != nil {
 		return nil, err
-	}
-	if !attempt.Allowed {
-		setRateHeaders(w, attempt, []string{policyField(lim)}, []string{stateField(lim, attempt)})
-		s.securityEvent(r, "throttled", "policy", lim.Name)
-		return nil, task.Errorf(task.ETHROTTLED, "Request was throttled.")
 	}
 	u, err := s.deps.Users.FindUserByUsername(ctx, username)
 	if err != nil && task.ErrorCode(err) != task.ENOTFOUND {
@@ -187,11 +182,89 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, username, passwor
 		return nil, err
 	}
 	if !ok || !u.IsActive {
+		att.failed(ctx)
 		s.securityEvent(r, "login_failed")
 		return nil, task.ErrBadCredentials
 	}
-	_ = lim.Refund(ctx, key, attempt) // a store failure must not fail a good login
+	att.succeeded(ctx)
 	return u, nil
+}
+
+// checkCurrentPassword asks a signed-in user for their password again (to
+// mint a key, to change it). A wrong one counts as a failed login.
+func (s *Server) checkCurrentPassword(r *http.Request, u *task.User, password string) error {
+	att, err := s.beginAttempt(r, u.Username)
+	if err != nil {
+		return err
+	}
+	ok, err := s.verifyPassword(r.Context(), u.PasswordHash, password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		att.failed(r.Context())
+		s.securityEvent(r, "current_password_failed")
+		return task.ErrWrongPassword
+	}
+	att.succeeded(r.Context())
+	return nil
+}
+
+// attempt is one password check, counted against the failed-login budgets.
+// Failures count per (username, client IP or IPv6 /64), so one address
+// cannot lock a user out of every other; a wider cap per username slows
+// only the addresses that have failed for that username. The attempt is
+// counted before the password is checked, so racing guesses cannot slip
+// past the budget, and refunded when it succeeds.
+type attempt struct {
+	s        *Server
+	username string
+	pair     string
+	taken    ratelimit.Decision
+}
+
+// normalUsername is the key failures are counted under: usernames match
+// case-insensitively, and "CAROL " is carol to whoever types it.
+func normalUsername(u string) string { return strings.ToLower(strings.TrimSpace(u)) }
+
+func (s *Server) beginAttempt(r *http.Request, username string) (*attempt, error) {
+	ctx := r.Context()
+	t := s.throttle
+	a := &attempt{s: s, username: normalUsername(username)}
+	a.pair = a.username + "|" + bucketIP(info(ctx).clientIP)
+	before, err := t.loginPair.Peek(ctx, a.pair)
+	if err != nil {
+		return nil, err
+	}
+	if before.Remaining < before.Limit { // this address has failed for this username lately
+		wide, err := t.loginUsername.Peek(ctx, a.username)
+		if err != nil {
+			return nil, err
+		}
+		if !wide.Allowed {
+			s.throttled(r, t.loginUsername, a.username, wide)
+			return nil, &refusal{t.loginUsername, wide}
+		}
+	}
+	if a.taken, err = t.loginPair.Take(ctx, a.pair); err != nil {
+		return nil, err
+	}
+	if !a.taken.Allowed {
+		s.throttled(r, t.loginPair, a.pair, a.taken)
+		return nil, &refusal{t.loginPair, a.taken}
+	}
+	return a, nil
+}
+
+// failed counts the failure against the username's wide cap too. A store
+// failure here must not turn a wrong password into a 500.
+func (a *attempt) failed(ctx context.Context) {
+	_, _ = a.s.throttle.loginUsername.Take(ctx, a.username)
+}
+
+// succeeded gives the attempt back: only failures use the budget up.
+func (a *attempt) succeeded(ctx context.Context) {
+	_ = a.s.throttle.loginPair.Refund(ctx, a.pair, a.taken)
 }
 
 func truncate(s string, n int) string {
@@ -223,7 +296,7 @@ func (s *Server) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, task.ErrInvalidToken)
 		return
 	}
-	access, refresh, refreshExp, err := s.issuePair(old.UserID, old.SessionID)
+	access, refresh, refreshExp, err := s.issuePair(old.UserID, old.SessionID, old.AuthTime)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -262,15 +335,9 @@ func (s *Server) handleTokenVerify(w http.ResponseWriter, r *http.Request) {
 // still the current one of its session: revocation memory covers only an
 // access token's lifetime, so refresh tokens are checked in the database.
 func (s *Server) verifyToken(ctx context.Context, raw string) error {
-	if tok, err := s.tokens.Verify(auth.Access, raw); err == nil {
-		revoked, err := s.deps.Revocations.IsRevoked(ctx, tok.SessionID)
-		if err != nil {
-			return err
-		}
-		if revoked {
-			return task.ErrInvalidToken
-		}
-		return nil
+	_, err := s.checkAccess(ctx, raw)
+	if !errors.Is(err, task.ErrInvalidToken) {
+		return err // valid, or an access token that is expired or revoked
 	}
 	if _, err := s.tokens.Verify(auth.Refresh, raw); err != nil {
 		return task.ErrInvalidToken

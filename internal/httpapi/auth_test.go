@@ -2,13 +2,16 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/postgres"
+	"github.com/acme/taskmanager/internal/task"
 )
 
 func TestRegister(t *testing.T) {
@@ -61,7 +64,7 @@ func TestLoginFailuresAreIndistinguishable(t *testing.T) {
 	u := e.newUser()
 	wrong := e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": u.password + "x"}})
 	unknown := e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": "nobody_here", "password": u.password}})
-	a, b := wrong.errorCode(http.StatusUnauthorized, "invalid_token"), unknown.errorCode(http.StatusUnauthorized, "invalid_token")
+	a, b := wrong.errorCode(http.StatusUnauthorized, "authentication_failed"), unknown.errorCode(http.StatusUnauthorized, "authentication_failed")
 	if a.Error.Message != b.Error.Message {
 		t.Fatalf("messages differ: %q vs %q", a.Error.Message, b.Error.Message)
 	}
@@ -170,7 +173,8 @@ func TestRevocationKillsAccessTokens(t *testing.T) {
 		a := e.login(u)
 		b := e.login(u)
 		e.do(req{method: "POST", path: "/api/me/password/", auth: "Bearer " + a.Access,
-			body: map[string]string{"current_password": "wrong-current-pass", "new_password": "Brand-new-phrase-99"}}).fieldError("current_password")
+			body: map[string]string{"current_password": "wrong-current-pass", "new_password": "Brand-new-phrase-99"}}).
+			errorCode(http.StatusUnauthorized, "authentication_failed")
 		e.do(req{method: "POST", path: "/api/me/password/", auth: "Bearer " + a.Access,
 			body: map[string]string{"current_password": u.password, "new_password": "short"}}).fieldError("new_password")
 		if got := me(b.Access); got != http.StatusOK {
@@ -192,7 +196,7 @@ func TestRevocationKillsAccessTokens(t *testing.T) {
 		u := e.newUser()
 		phone := e.login(u)
 		laptop := e.login(u)
-		list := decodeAs[listJSON[sessionJSON]](e.do(req{method: "GET", path: "/api/sessions/", auth: "Bearer " + laptop.Access}).status(http.StatusOK))
+		list := decodeAs[pageJSON[sessionJSON]](e.do(req{method: "GET", path: "/api/sessions/", auth: "Bearer " + laptop.Access}).status(http.StatusOK))
 		if len(list.Results) != 3 { // newUser's login, phone, laptop
 			t.Fatalf("sessions = %d, want 3", len(list.Results))
 		}
@@ -207,7 +211,7 @@ func TestRevocationKillsAccessTokens(t *testing.T) {
 			t.Fatalf("%d sessions marked current, want 1", current)
 		}
 		// The phone's session is the one its own listing marks current.
-		for _, s := range decodeAs[listJSON[sessionJSON]](e.do(req{method: "GET", path: "/api/sessions/", auth: "Bearer " + phone.Access})).Results {
+		for _, s := range decodeAs[pageJSON[sessionJSON]](e.do(req{method: "GET", path: "/api/sessions/", auth: "Bearer " + phone.Access})).Results {
 			if s.Current {
 				phoneID = s.ID.String()
 			}
@@ -233,7 +237,7 @@ func TestRevocationKillsAccessTokens(t *testing.T) {
 		}
 		e.do(req{method: "GET", path: "/api/tasks/", auth: "Api-Key " + key}).errorCode(http.StatusUnauthorized, "invalid_token")
 		e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": u.refresh}}).errorCode(http.StatusUnauthorized, "invalid_token")
-		e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": u.password}}).errorCode(http.StatusUnauthorized, "invalid_token")
+		e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": u.password}}).errorCode(http.StatusUnauthorized, "authentication_failed")
 	})
 }
 
@@ -279,14 +283,20 @@ func TestAdminRequiresAdmin(t *testing.T) {
 	e.do(req{method: "GET", path: "/api/admin/users/", auth: u.bearer()}).status(http.StatusOK)
 }
 
-// newAdmin makes a user and promotes it in the database, as createuser --admin does.
+// newAdmin makes an administrator as createuser --admin does, and logs in.
 func (e *testEnv) newAdmin() *user {
 	e.t.Helper()
-	u := e.newUser()
-	t := true
-	if _, err := e.db.Users().UpdateUser(context.Background(), mustUUID(e.t, u.id), taskUserUpdate(&t)); err != nil {
+	u := &user{username: fmt.Sprintf("admin%d_%d", time.Now().UnixNano()%1e9, userSeq.Add(1)), password: "Sturdy-pass-phrase-42"}
+	hash, err := auth.NewHasher(1).Hash(context.Background(), u.password)
+	if err != nil {
 		e.t.Fatal(err)
 	}
+	tu := &task.User{Username: u.username, PasswordHash: hash, IsAdmin: true}
+	if err := e.db.Users().CreateUser(context.Background(), tu); err != nil {
+		e.t.Fatal(err)
+	}
+	u.id = tu.ID.String()
+	e.login(u)
 	return u
 }
 

@@ -6,26 +6,26 @@ import (
 	"time"
 )
 
-// missCache is a bounded set of recent misses that forgets entries after ttl.
-type missCache struct {
+// recentSet is a bounded set of recently seen strings that forgets each after ttl.
+type recentSet struct {
 	mu    sync.Mutex
 	max   int
 	ttl   time.Duration
 	items map[string]time.Time
 }
 
-func newMissCache(max int, ttl time.Duration) *missCache {
-	return &missCache{max: max, ttl: ttl, items: make(map[string]time.Time)}
+func newRecentSet(max int, ttl time.Duration) *recentSet {
+	return &recentSet{max: max, ttl: ttl, items: make(map[string]time.Time)}
 }
 
-func (c *missCache) has(k string) bool {
+func (c *recentSet) has(k string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	until, ok := c.items[k]
 	return ok && time.Now().Before(until)
 }
 
-func (c *missCache) add(k string) {
+func (c *recentSet) add(k string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.items) >= c.max {

@@ -8,7 +8,7 @@ import (
 )
 
 func TestMissCache(t *testing.T) {
-	c := newMissCache(2, 50*time.Millisecond)
+	c := newRecentSet(2, 50*time.Millisecond)
 	c.add("a")
 	if !c.has("a") || c.has("b") {
 		t.Fatal("the cache must hold exactly what was added")

@@ -38,7 +38,7 @@ func chromium(t *testing.T) string {
 // token, runs "list tasks" and sees a 200, under the page's own strict
 // Content-Security-Policy. The screenshot goes to .artifacts/.
 func TestDocsInBrowser(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, map[string]string{"ALLOWED_HOSTS": "127.0.0.1,.example.com"}) // the browser names httptest's 127.0.0.1
 	u := e.newUser()
 	e.do(req{method: "POST", path: "/api/tasks/", auth: u.bearer(), body: map[string]any{"title": "Seen from the docs"}}).status(http.StatusCreated)
 	ts := httptest.NewServer(e.srv)

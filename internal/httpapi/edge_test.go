@@ -149,8 +149,11 @@ func TestDatabaseDownIs503(t *testing.T) {
 	e.do(req{method: "GET", path: "/readyz"}).errorCode(http.StatusServiceUnavailable, "service_unavailable")
 	e.do(req{method: "GET", path: "/healthz"}).status(http.StatusOK)
 	r := e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": "someone", "password": "Sturdy-pass-phrase-42"}})
-	if msg := r.errorCode(http.StatusServiceUnavailable, "service_unavailable").Error.Message; msg != "Internal server error." {
-		t.Fatalf("5xx message = %q", msg)
+	if msg := r.errorCode(http.StatusServiceUnavailable, "service_unavailable").Error.Message; msg != "Service temporarily unavailable." {
+		t.Fatalf("503 message = %q", msg)
+	}
+	if r.Header().Get("Retry-After") == "" {
+		t.Fatal("a 503 must say when to retry")
 	}
 }
 

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
@@ -15,10 +17,12 @@ var statusByCode = map[string]int{
 	task.EINVALID:      http.StatusBadRequest,
 	task.EUNAUTHORIZED: http.StatusUnauthorized,
 	task.EINVALIDTOKEN: http.StatusUnauthorized,
+	task.EAUTHFAILED:   http.StatusUnauthorized,
 	task.EFORBIDDEN:    http.StatusForbidden,
 	task.ENOTFOUND:     http.StatusNotFound,
 	task.EMETHOD:       http.StatusMethodNotAllowed,
 	task.ECONFLICT:     http.StatusConflict,
+	task.EQUOTA:        http.StatusConflict,
 	task.EPRECONDITION: http.StatusPreconditionFailed,
 	task.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	task.EMEDIATYPE:    http.StatusUnsupportedMediaType,
@@ -26,6 +30,10 @@ var statusByCode = map[string]int{
 	task.EINTERNAL:     http.StatusInternalServerError,
 	task.EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
+
+// retryUnavailable is the Retry-After of a 503, in seconds: a database
+// restart or a query over budget is usually over by then.
+const retryUnavailable = 5
 
 // statusClientClosed is logged when the client disconnected before the answer.
 const statusClientClosed = 499
@@ -61,12 +69,21 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.WarnContext(r.Context(), "dependency unavailable", "request_id", ri.id, "err", err.Error())
 	}
 	status := statusByCode[code]
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		v := `Bearer realm="api"`
 		if code == task.EINVALIDTOKEN {
-			v += `, error="invalid_token"`
+			// RFC 6750 3: our messages use only the characters it allows.
+			v += `, error="invalid_token", error_description="` + task.ErrorMessage(err) + `"`
 		}
 		w.Header().Set("WWW-Authenticate", v)
+	case http.StatusTooManyRequests:
+		var rf *refusal
+		if errors.As(err, &rf) {
+			rf.headers(w)
+		}
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(retryUnavailable))
 	}
 	s.encode(w, status, errorBody{errorDetail{
 		Code:      code,

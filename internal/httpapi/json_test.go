@@ -161,7 +161,7 @@ func BenchmarkDecodeValidateTask(b *testing.B) {
 }
 
 func BenchmarkListTasks(b *testing.B) {
-	e := newEnv(b, map[string]string{"RATE_LIMIT_USER": "100000000/minute"})
+	e := newEnv(b, map[string]string{"RATE_LIMIT_USER": "1000000/second"})
 	u := e.newUser()
 	for i := range 200 {
 		e.do(req{method: http.MethodPost, path: "/api/tasks/", auth: u.bearer(),

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,13 +37,15 @@ func keyResponse(k *task.APIKey) keyJSON {
 }
 
 type keyRequest struct {
-	Name      *string   `json:"name" validate:"required,max=100"`
-	Scopes    *[]string `json:"scopes" validate:"omitnil,min=1,max=2,unique,dive,oneof=tasks:read tasks:write"`
-	ExpiresAt *string   `json:"expires_at"`
+	Name            *string   `json:"name" validate:"required,max=100"`
+	CurrentPassword *string   `json:"current_password" validate:"required"`
+	Scopes          *[]string `json:"scopes" validate:"omitnil,min=1,max=2,unique,dive,oneof=tasks:read tasks:write"`
+	ExpiresAt       *string   `json:"expires_at"`
 }
 
 // handleKeyCreate handles POST /api/keys/. The key is in this answer and
-// nowhere else: only its hash is stored.
+// nowhere else: only its hash is stored. A key outlives every session, so
+// minting one takes the password, not just a (possibly stolen) token.
 func (s *Server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 	var req keyRequest
 	if err := s.decode(w, r, &req); err != nil {
@@ -55,8 +58,18 @@ func (s *Server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 			req.Name = nil
 		}
 	}
-	expires, expErr := parseExpiry(req.ExpiresAt, s.now())
+	expires, expErr := s.keyExpiry(req.ExpiresAt)
 	if err := merge(check(&req), expErr); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	id := task.IdentityFromContext(r.Context())
+	u, err := s.deps.Users.FindUserByID(r.Context(), id.UserID)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if err := s.checkCurrentPassword(r, u, *req.CurrentPassword); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -70,8 +83,7 @@ func (s *Server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	k := &task.APIKey{UserID: task.IdentityFromContext(r.Context()).UserID, Name: *req.Name, Prefix: prefix,
-		Hash: hash, Scopes: scopes, ExpiresAt: expires}
+	k := &task.APIKey{UserID: u.ID, Name: *req.Name, Prefix: prefix, Hash: hash, Scopes: scopes, ExpiresAt: &expires}
 	if err := s.deps.Keys.CreateKey(r.Context(), k); err != nil {
 		s.error(w, r, err)
 		return
@@ -82,33 +94,40 @@ func (s *Server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 	s.encode(w, http.StatusCreated, out)
 }
 
-func parseExpiry(s *string, now time.Time) (*time.Time, error) {
-	if s == nil {
-		return nil, nil
+// keyExpiry reads expires_at: API_KEY_DEFAULT_TTL ahead when absent, never
+// more than API_KEY_MAX_TTL ahead. Every key expires.
+func (s *Server) keyExpiry(raw *string) (time.Time, error) {
+	now := s.now()
+	if raw == nil {
+		return now.Add(s.cfg.APIKeyDefaultTTL).UTC().Truncate(time.Second), nil
 	}
-	t, err := time.Parse(time.RFC3339, *s)
-	if err != nil {
-		return nil, task.FieldError("expires_at", "Must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z.")
+	t, err := time.Parse(time.RFC3339, *raw)
+	switch {
+	case err != nil:
+		return time.Time{}, task.FieldError("expires_at", "Must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z.")
+	case !t.After(now):
+		return time.Time{}, task.FieldError("expires_at", "Must be in the future.")
+	case t.After(now.Add(s.cfg.APIKeyMaxTTL)):
+		return time.Time{}, task.FieldError("expires_at",
+			fmt.Sprintf("Must be at most %d days ahead.", int(s.cfg.APIKeyMaxTTL.Hours()/24)))
 	}
-	if !t.After(now) {
-		return nil, task.FieldError("expires_at", "Must be in the future.")
-	}
-	t = t.UTC()
-	return &t, nil
+	return t.UTC(), nil
 }
 
-// handleKeyList handles GET /api/keys/.
+// handleKeyList handles GET /api/keys/: the user's keys, newest first,
+// paginated like tasks.
 func (s *Server) handleKeyList(w http.ResponseWriter, r *http.Request) {
-	keys, err := s.deps.Keys.FindKeys(r.Context(), task.IdentityFromContext(r.Context()).UserID)
+	limit, cur, err := pageParams(r.URL.Query())
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
-	out := listJSON[keyJSON]{Results: make([]keyJSON, 0, len(keys))}
-	for _, k := range keys {
-		out.Results = append(out.Results, keyResponse(k))
+	page, err := s.deps.Keys.FindKeys(r.Context(), task.IdentityFromContext(r.Context()).UserID, limit, cur)
+	if err != nil {
+		s.error(w, r, err)
+		return
 	}
-	s.encode(w, http.StatusOK, out)
+	s.encode(w, http.StatusOK, pageOf(s, r, page, keyResponse))
 }
 
 // handleKeyDelete handles DELETE /api/keys/{id}/.

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/acme/taskmanager/internal/task"
 )
 
 func mustUUID(t testing.TB, s string) uuid.UUID {
@@ -20,25 +18,23 @@ func mustUUID(t testing.TB, s string) uuid.UUID {
 	return id
 }
 
-func taskUserUpdate(isAdmin *bool) task.UserUpdate { return task.UserUpdate{IsAdmin: isAdmin} }
-
 // newKey creates an API key for u with scopes and returns the secret.
 func (e *testEnv) newKey(u *user, scopes ...string) string {
 	e.t.Helper()
 	k := decodeAs[keyJSON](e.do(req{method: "POST", path: "/api/keys/", auth: u.bearer(),
-		body: map[string]any{"name": "test key", "scopes": scopes}}).status(http.StatusCreated))
+		body: map[string]any{"name": "test key", "scopes": scopes, "current_password": u.password}}).status(http.StatusCreated))
 	return k.Key
 }
 
 func TestAPIKeyLifecycle(t *testing.T) {
 	e := newEnv(t, nil)
 	u := e.newUser()
-	created := e.do(req{method: "POST", path: "/api/keys/", auth: u.bearer(), body: map[string]any{"name": "ci"}}).status(http.StatusCreated)
+	created := e.do(req{method: "POST", path: "/api/keys/", auth: u.bearer(), body: map[string]any{"name": "ci", "current_password": u.password}}).status(http.StatusCreated)
 	k := decodeAs[keyJSON](created)
 	if !strings.HasPrefix(k.Key, "tm_") || !strings.HasPrefix(k.Key, k.Prefix) {
 		t.Fatalf("key %q must start with tm_ and its prefix %q", k.Key, k.Prefix)
 	}
-	if strings.Join(k.Scopes, " ") != "tasks:read tasks:write" || k.ExpiresAt != nil {
+	if strings.Join(k.Scopes, " ") != "tasks:read tasks:write" || k.ExpiresAt == nil {
 		t.Fatalf("defaults: scopes %v expires_at %v", k.Scopes, k.ExpiresAt)
 	}
 	list := e.do(req{method: "GET", path: "/api/keys/", auth: u.bearer()}).status(http.StatusOK)
@@ -56,7 +52,7 @@ func TestAPIKeyLifecycle(t *testing.T) {
 	}
 
 	// A key cannot manage keys.
-	e.do(req{method: "POST", path: "/api/keys/", auth: "Api-Key " + k.Key, body: map[string]any{"name": "minted"}}).errorCode(http.StatusForbidden, "permission_denied")
+	e.do(req{method: "POST", path: "/api/keys/", auth: "Api-Key " + k.Key, body: map[string]any{"name": "minted", "current_password": u.password}}).errorCode(http.StatusForbidden, "permission_denied")
 	e.do(req{method: "GET", path: "/api/keys/", auth: "Api-Key " + k.Key}).errorCode(http.StatusForbidden, "permission_denied")
 
 	other := e.newUser()
@@ -96,7 +92,7 @@ func TestInvalidKeysAre401(t *testing.T) {
 	if tampered == key {
 		tampered = key[:len(key)-4] + "BBBB"
 	}
-	for _, cred := range []string{"Api-Key " + tampered, "Token " + tampered, "Api-Key tm_nope", "Token ", "Basic dXNlcjpwYXNz", "Bearer"} {
+	for _, cred := range []string{"Api-Key " + tampered, "Token " + tampered, "Api-Key tm_nope", "Token ", "Basic dXNlcjpwYXNz", "Bearer", "Bearer " + key} {
 		e.do(req{method: "GET", path: "/api/tasks/", auth: cred}).errorCode(http.StatusUnauthorized, "invalid_token")
 	}
 }
@@ -120,12 +116,13 @@ func TestKeyInputValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			tt.body["current_password"] = u.password
 			e.do(req{method: "POST", path: "/api/keys/", auth: u.bearer(), body: tt.body}).fieldError(tt.field)
 		})
 	}
 	when := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
 	k := decodeAs[keyJSON](e.do(req{method: "POST", path: "/api/keys/", auth: u.bearer(),
-		body: map[string]any{"name": "expiring", "expires_at": when.Format(time.RFC3339)}}).status(http.StatusCreated))
+		body: map[string]any{"name": "expiring", "current_password": u.password, "expires_at": when.Format(time.RFC3339)}}).status(http.StatusCreated))
 	if k.ExpiresAt == nil || !k.ExpiresAt.Equal(when) {
 		t.Fatalf("expires_at = %v, want %v", k.ExpiresAt, when)
 	}

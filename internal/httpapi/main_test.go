@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/config"
 	"github.com/acme/taskmanager/internal/pgtest"
 	"github.com/acme/taskmanager/internal/postgres"
@@ -70,6 +71,7 @@ func testConfig(t testing.TB, env map[string]string) *config.Config {
 		"DATABASE_URL":         "postgres://unused",
 		"JWT_SIGNING_KEY":      strings.Repeat("k", 64),
 		"CORS_ALLOWED_ORIGINS": "http://localhost:3000",
+		"ALLOWED_HOSTS":        ".example.com", // httptest's requests name example.com
 	}
 	for k, v := range env {
 		base[k] = v
@@ -84,7 +86,9 @@ func testConfig(t testing.TB, env map[string]string) *config.Config {
 // newEnv starts a server on a fresh database; env overrides configuration.
 func newEnv(t testing.TB, env map[string]string, opts ...func(*Deps)) *testEnv {
 	t.Helper()
-	db, dsn := pgtest.Open(t)
+	cfg := testConfig(t, env)
+	db, dsn := pgtest.OpenWith(t, postgres.Options{TokenTTL: cfg.AccessTokenTTL + auth.Leeway,
+		QueryTimeout: cfg.DBQueryTimeout, MaxTasksPerUser: cfg.MaxTasksPerUser})
 	return newEnvOn(t, db, dsn, env, opts...)
 }
 

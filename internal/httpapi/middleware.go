@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,12 +26,12 @@ import (
 // reqInfo is what the middleware learns about a request, shared through
 // the context so the access log can report it after the handler ran.
 type reqInfo struct {
-	id         string
-	clientIP   string
-	secure     bool
-	userID     string
-	scheme     string
-	authFailed bool // a credential was presented and rejected
+	id       string
+	clientIP string
+	secure   bool
+	userID   string
+	scheme   string
+	authErr  error // why a presented credential was refused; nil if none was
 }
 
 type reqInfoKey struct{}
@@ -42,7 +43,7 @@ func info(ctx context.Context) *reqInfo {
 	return &reqInfo{}
 }
 
-func authFailed(ctx context.Context) bool { return info(ctx).authFailed }
+func authError(ctx context.Context) error { return info(ctx).authErr }
 
 // saneRequestID accepts the ids proxies and clients commonly send (UUIDs,
 // hex, dashed tokens) and nothing that could smuggle markup into logs.
@@ -77,7 +78,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.log.LogAttrs(r.Context(), levelFor(status), "request",
+		attrs := []slog.Attr{
 			slog.String("request_id", ri.id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
@@ -87,7 +88,12 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			slog.String("client_ip", ri.clientIP),
 			slog.String("user_id", ri.userID),
 			slog.String("auth", ri.scheme),
-		)
+		}
+		if ri.authErr != nil {
+			// Why a credential was refused: the same sentence the client got.
+			attrs = append(attrs, slog.String("auth_error", task.ErrorMessage(ri.authErr)))
+		}
+		s.log.LogAttrs(r.Context(), levelFor(status), "request", attrs...)
 	})
 }
 
@@ -124,33 +130,54 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// checkHost refuses a Host outside ALLOWED_HOSTS (empty allows any), so
-// links built from Host cannot point elsewhere. ".example.com" also allows
-// its subdomains, as in Django.
+// checkHost refuses a Host outside ALLOWED_HOSTS, so no link we build can
+// point at a host the operator did not list. ".example.com" also allows its
+// subdomains, as in Django. For an absolute-form request target
+// (GET http://host/path) Go takes the host from the target, so a target
+// naming another host is refused here too.
 func (s *Server) checkHost(next http.Handler) http.Handler {
-	if len(s.cfg.AllowedHosts) == 0 {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := strings.ToLower(r.Host)
-		if h, port, err := net.SplitHostPort(host); err == nil {
-			if _, perr := strconv.ParseUint(port, 10, 16); perr != nil {
-				s.error(w, r, task.Errorf(task.EBADREQUEST, "Invalid Host header."))
-				return
-			}
-			host = h
+		if !s.hostAllowed(r.Host) {
+			s.error(w, r, task.Errorf(task.EBADREQUEST, "Invalid Host header."))
+			return
 		}
-		host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
-		for _, allowed := range s.cfg.AllowedHosts {
-			allowed = strings.ToLower(allowed)
-			if allowed == "*" || host == allowed || (strings.HasPrefix(allowed, ".") &&
-				(host == allowed[1:] || strings.HasSuffix(host, allowed))) {
-				next.ServeHTTP(w, r)
-				return
-			}
-		}
-		s.error(w, r, task.Errorf(task.EBADREQUEST, "Invalid Host header."))
+		next.ServeHTTP(w, r)
 	})
+}
+
+func (s *Server) hostAllowed(host string) bool {
+	host = strings.ToLower(host)
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		if _, perr := strconv.ParseUint(port, 10, 16); perr != nil {
+			return false
+		}
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if host == "" {
+		return false
+	}
+	for _, allowed := range s.cfg.AllowedHosts {
+		allowed = strings.Trim(strings.ToLower(allowed), "[]")
+		if allowed == "*" || host == allowed || (strings.HasPrefix(allowed, ".") &&
+			(host == allowed[1:] || strings.HasSuffix(host, allowed))) {
+			return true
+		}
+	}
+	return false
+}
+
+// absoluteURL is the URL clients should use for path and query: on
+// PUBLIC_URL when it is set, else on the (allowed) Host of the request.
+func (s *Server) absoluteURL(r *http.Request, path, rawQuery string) string {
+	u := url.URL{Scheme: "http", Host: r.Host, Path: path, RawQuery: rawQuery}
+	if info(r.Context()).secure {
+		u.Scheme = "https"
+	}
+	if p := s.cfg.PublicURL; p != nil {
+		u.Scheme, u.Host = p.Scheme, p.Host
+	}
+	return u.String()
 }
 
 // redirectToHTTPS sends plain-HTTP requests a 308 to the same URL over
@@ -165,8 +192,11 @@ func (s *Server) redirectToHTTPS(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		target := url.URL{Scheme: "https", Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
-		w.Header().Set("Location", target.String())
+		target := s.absoluteURL(r, r.URL.Path, r.URL.RawQuery)
+		if s.cfg.PublicURL == nil {
+			target = "https" + strings.TrimPrefix(target, "http")
+		}
+		w.Header().Set("Location", target)
 		w.WriteHeader(http.StatusPermanentRedirect)
 	})
 }
@@ -201,25 +231,35 @@ func (s *Server) noStore(next http.Handler) http.Handler {
 	})
 }
 
+// errTwoCredentials: with two Authorization headers, which one counts
+// depends on who reads them (a proxy, chi, us); refuse rather than guess.
+var errTwoCredentials = task.Errorf(task.EBADREQUEST, "Send one Authorization header, not several.")
+
 // authenticate identifies the caller from the Authorization header. A bad
-// credential leaves the request anonymous (for throttling) and marked, so a
-// protected route answers invalid_token; it never falls back to another
-// identity. Any other failure (an unreachable database) stops the request.
+// credential leaves the request anonymous (for throttling) and marked with
+// the reason, so a protected route answers invalid_token and says why; it
+// never falls back to another identity. Any other failure (an unreachable
+// database) stops the request.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		header := r.Header.Get("Authorization")
-		if header == "" {
+		values := r.Header.Values("Authorization")
+		if len(values) == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
-		id, err := s.identify(r.Context(), header)
 		ri := info(r.Context())
+		if len(values) > 1 {
+			ri.authErr = errTwoCredentials
+			next.ServeHTTP(w, r)
+			return
+		}
+		id, err := s.identify(r.Context(), ri, values[0])
 		switch {
 		case err == nil:
 			ri.userID, ri.scheme = id.UserID.String(), id.Scheme
 			r = r.WithContext(task.NewContextWithIdentity(r.Context(), id))
 		case task.ErrorCode(err) == task.EINVALIDTOKEN:
-			ri.authFailed = true
+			ri.authErr = err
 		default:
 			s.error(w, r, err)
 			return
@@ -251,47 +291,88 @@ func parseAuthorization(header string) (credential, bool) {
 	return credential{}, false
 }
 
-func (s *Server) identify(ctx context.Context, header string) (*task.Identity, error) {
+// looksLikeJWT: three dot-separated parts, the first a base64url JSON object.
+func looksLikeJWT(v string) bool {
+	return strings.HasPrefix(v, "eyJ") && strings.Count(v, ".") == 2
+}
+
+// identify verifies the credential of an Authorization header. Each
+// refusal is a distinct invalid_token error, so the client learns whether
+// to fix the header, refresh, or sign in again.
+func (s *Server) identify(ctx context.Context, ri *reqInfo, header string) (*task.Identity, error) {
 	cred, ok := parseAuthorization(header)
-	if !ok {
-		return nil, task.ErrInvalidToken
+	switch {
+	case !ok:
+		return nil, task.ErrSchemeUnknown
+	case cred.bearer && strings.HasPrefix(cred.value, auth.KeyMarker):
+		return nil, task.ErrKeyWrongScheme
+	case !cred.bearer && looksLikeJWT(cred.value):
+		return nil, task.ErrJWTWrongScheme
+	case !cred.bearer:
+		return s.identifyKey(ctx, ri, cred.value)
+	case strings.Count(cred.value, ".") != 2:
+		return nil, task.ErrTokenMalformed
 	}
-	if !cred.bearer {
-		return s.identifyKey(ctx, cred.value)
-	}
-	tok, err := s.tokens.Verify(auth.Access, cred.value)
-	if err != nil {
-		return nil, task.ErrInvalidToken
-	}
-	revoked, err := s.deps.Revocations.IsRevoked(ctx, tok.SessionID)
+	tok, err := s.checkAccess(ctx, cred.value)
 	if err != nil {
 		return nil, err
-	}
-	if revoked {
-		return nil, task.ErrInvalidToken
 	}
 	return &task.Identity{UserID: tok.UserID, SessionID: tok.SessionID, Scheme: task.SchemeBearer}, nil
 }
 
-func (s *Server) identifyKey(ctx context.Context, key string) (*task.Identity, error) {
-	prefix, ok := auth.ParseAPIKey(key)
-	if !ok {
+// checkAccess verifies an access token and that its session still lives.
+func (s *Server) checkAccess(ctx context.Context, raw string) (*auth.Token, error) {
+	tok, err := s.tokens.Verify(auth.Access, raw)
+	if errors.Is(err, auth.ErrExpiredToken) {
+		return nil, task.ErrTokenExpired
+	}
+	if err != nil {
 		return nil, task.ErrInvalidToken
 	}
+	revoked, err := s.deps.Revocations.IsRevoked(ctx, tok.SessionID, tok.IssuedAt)
+	if err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, task.ErrTokenRevoked
+	}
+	return tok, nil
+}
+
+// identifyKey looks an API key up. Made-up keys are the cheap way to make
+// us query the database, so a prefix that missed is remembered, and once
+// the client's anonymous budget is spent a key this instance has not seen
+// work lately is refused without a lookup: the request is then anonymous,
+// and the throttle answers 429 as it would for any anonymous request.
+func (s *Server) identifyKey(ctx context.Context, ri *reqInfo, key string) (*task.Identity, error) {
+	prefix, ok := auth.ParseAPIKey(key)
+	if !ok {
+		return nil, task.ErrKeyMalformed
+	}
 	if s.unknownKeys.has(prefix) {
-		return nil, task.ErrInvalidToken
+		return nil, task.ErrKeyInvalid
+	}
+	if !s.knownKeys.has(prefix) {
+		fits, err := s.throttle.anon.fits(ctx, bucketIP(ri.clientIP))
+		if err != nil {
+			return nil, err
+		}
+		if !fits {
+			return nil, task.ErrKeyInvalid
+		}
 	}
 	k, err := s.deps.Keys.FindKeyByPrefix(ctx, prefix)
 	if task.ErrorCode(err) == task.ENOTFOUND {
 		s.unknownKeys.add(prefix)
-		return nil, task.ErrInvalidToken
+		return nil, task.ErrKeyInvalid
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !auth.MatchAPIKey(key, k.Hash) {
-		return nil, task.ErrInvalidToken
+		return nil, task.ErrKeyInvalid
 	}
+	s.knownKeys.add(prefix)
 	if err := s.deps.Keys.TouchKey(ctx, k.ID); err != nil {
 		return nil, err
 	}

@@ -44,6 +44,10 @@ func (s *Server) enforce(p policy) func(http.Handler) http.Handler {
 }
 
 func (s *Server) authorize(r *http.Request, p policy) error {
+	authErr := authError(r.Context())
+	if task.ErrorCode(authErr) == task.EBADREQUEST {
+		return authErr // an ambiguous request is refused on every route
+	}
 	if p.anonymous {
 		return nil
 	}
@@ -52,8 +56,8 @@ func (s *Server) authorize(r *http.Request, p policy) error {
 	}
 	id := task.IdentityFromContext(r.Context())
 	if id == nil {
-		if authFailed(r.Context()) {
-			return task.ErrInvalidToken
+		if authErr != nil {
+			return authErr
 		}
 		return task.ErrNotAuthenticated
 	}

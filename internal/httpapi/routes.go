@@ -12,22 +12,29 @@ import (
 
 // routes lists every route and the middleware in front of them. Each API
 // route declares its policy; a route without one cannot be registered.
+// Every answer is throttled, 404s and 405s included, except the probes:
+// a load balancer polls them from one address, and /readyz shares one
+// database ping between callers.
 func (s *Server) routes() {
 	r := s.router
 	r.Use(middleware.StripSlashes, s.requestID, s.accessLog, s.recoverer, s.securityHeaders,
 		s.checkHost, s.redirectToHTTPS, s.cors(), middleware.GetHead)
-	r.NotFound(s.handleNotFound)
-	r.MethodNotAllowed(s.handleMethodNotAllowed)
+	throttled := func(h http.Handler) http.Handler { return s.authenticate(s.throttle.middleware(s)(h)) }
+	r.NotFound(throttled(s.noStore(http.HandlerFunc(s.handleNotFound))).ServeHTTP)
+	r.MethodNotAllowed(throttled(s.noStore(http.HandlerFunc(s.handleMethodNotAllowed))).ServeHTTP)
 
 	r.Get("/healthz", s.handleHealth)
 	r.Get("/readyz", s.handleReady)
-	r.Get("/.well-known/jwks.json", s.handleJWKS)
-	if s.cfg.DocsEnabled {
-		newDocs().routes(r)
-	}
+	r.Group(func(r chi.Router) {
+		r.Use(throttled)
+		r.Get("/.well-known/jwks.json", s.handleJWKS)
+		if s.cfg.DocsEnabled {
+			newDocs().routes(r)
+		}
+	})
 
 	r.Group(func(r chi.Router) {
-		r.Use(s.noStore, s.authenticate, s.throttle.middleware(s))
+		r.Use(s.noStore, throttled)
 
 		s.handle(r, "POST /api/register", public, s.handleRegister)
 		s.handle(r, "POST /api/token", public, s.handleTokenObtain)

@@ -47,8 +47,11 @@ type Server struct {
 	// a flood of made-up keys does not become a flood of queries. A miss
 	// stays a miss: prefixes are random and a revoked or expired key never
 	// comes back.
-	unknownKeys *missCache
-	ready       readiness
+	unknownKeys *recentSet
+	// knownKeys remembers prefixes of keys that worked lately, so their
+	// owners still get in while their address's anonymous budget is spent.
+	knownKeys *recentSet
+	ready     readiness
 }
 
 // NewServer builds the handler from cfg and deps.
@@ -67,13 +70,15 @@ func NewServer(cfg *config.Config, log *slog.Logger, deps Deps) *Server {
 			Audience:           cfg.JWTAudience,
 			AccessTTL:          cfg.AccessTokenTTL,
 			RefreshTTL:         cfg.RefreshTokenTTL,
+			SessionMaxAge:      cfg.SessionMaxAge,
 		}),
 		throttle: newThrottle(cfg, deps.RateStore),
 		router:   chi.NewRouter(),
 		policies: map[string]policy{},
 		now:      time.Now,
 
-		unknownKeys: newMissCache(10000, time.Minute),
+		unknownKeys: newRecentSet(10000, time.Minute),
+		knownKeys:   newRecentSet(10000, time.Minute),
 		ready:       readiness{keep: 500 * time.Millisecond},
 	}
 	s.routes()

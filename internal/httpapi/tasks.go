@@ -103,12 +103,27 @@ func (s *Server) handleTaskList(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	out := pageJSON[taskJSON]{Results: make([]taskJSON, 0, len(page.Items))}
-	for _, t := range page.Items {
-		out.Results = append(out.Results, taskResponse(t))
+	s.encode(w, http.StatusOK, pageOf(s, r, page, taskResponse))
+}
+
+// pageOf is the JSON of one page: its items and the links to its neighbours.
+func pageOf[T, J any](s *Server, r *http.Request, page *task.Page[T], toJSON func(T) J) pageJSON[J] {
+	out := pageJSON[J]{Results: make([]J, 0, len(page.Items))}
+	for _, x := range page.Items {
+		out.Results = append(out.Results, toJSON(x))
 	}
 	out.Next, out.Previous = s.pageLink(r, page.Next), s.pageLink(r, page.Previous)
-	s.encode(w, http.StatusOK, out)
+	return out
+}
+
+// pageParams reads limit and cursor of a list in its one fixed order.
+func pageParams(q url.Values) (int, *task.Cursor, error) {
+	limit, err := pageLimit(q)
+	if err != nil {
+		return 0, nil, err
+	}
+	cur, err := parseCursor(q.Get("cursor"), "")
+	return limit, cur, err
 }
 
 // taskFilter reads the list's query parameters; bad values are field errors.
@@ -122,8 +137,12 @@ func taskFilter(q url.Values) (task.TaskFilter, error) {
 		}
 		f.Completed = &b
 	}
-	if utf8.RuneCountInString(f.Search) > 200 {
+	// Under three characters no trigram index can help, and the scan would
+	// cost the database what a user with a million tasks makes it cost.
+	if n := utf8.RuneCountInString(f.Search); n > 200 {
 		errs = append(errs, task.FieldError("search", "Search must be at most 200 characters long."))
+	} else if n > 0 && n < 3 {
+		errs = append(errs, task.FieldError("search", "Search must be at least 3 characters long."))
 	} else if !utf8.ValidString(f.Search) || strings.ContainsRune(f.Search, 0) {
 		errs = append(errs, task.FieldError("search", "Search must be UTF-8 text."))
 	}
@@ -182,11 +201,7 @@ func (s *Server) pageLink(r *http.Request, c *task.Cursor) *string {
 	raw, _ := json.Marshal(c)
 	q := r.URL.Query()
 	q.Set("cursor", base64.RawURLEncoding.EncodeToString(raw))
-	u := url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}
-	if info(r.Context()).secure {
-		u.Scheme = "https"
-	}
-	link := u.String()
+	link := s.absoluteURL(r, r.URL.Path, q.Encode())
 	return &link
 }
 

@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -21,8 +23,11 @@ import (
 // the general budget there (as DRF's ScopedRateThrottle does).
 type throttle struct {
 	anon, user                budget
-	login, loginUser          *ratelimit.Limiter
+	login                     *ratelimit.Limiter // every /api/token/ request, per IP
+	loginPair                 *ratelimit.Limiter // failed password checks per (username, IP)
+	loginUsername             *ratelimit.Limiter // failed password checks per username, from any IP
 	register, tokens, keyMint *ratelimit.Limiter
+	events                    *episodes
 }
 
 // budget is a short burst limit, optionally backed by a long sustained
@@ -44,13 +49,15 @@ func newThrottle(cfg *config.Config, store func(window time.Duration) ratelimit.
 		return b
 	}
 	return &throttle{
-		anon:      withSustained("anon", cfg.RateAnon, cfg.RateAnonSustained),
-		user:      withSustained("user", cfg.RateUser, cfg.RateUserSustained),
-		login:     limiter("login", cfg.RateLogin),
-		loginUser: limiter("login_username", cfg.RateLogin),
-		register:  limiter("register", cfg.RateRegister),
-		tokens:    limiter("token", cfg.RateToken),
-		keyMint:   limiter("key_create", cfg.RateKeyCreate),
+		anon:          withSustained("anon", cfg.RateAnon, cfg.RateAnonSustained),
+		user:          withSustained("user", cfg.RateUser, cfg.RateUserSustained),
+		login:         limiter("login", cfg.RateLogin),
+		loginPair:     limiter("login_failures", cfg.RateLogin),
+		loginUsername: limiter("login_username", cfg.RateLoginUsername),
+		register:      limiter("register", cfg.RateRegister),
+		tokens:        limiter("token", cfg.RateToken),
+		keyMint:       limiter("key_create", cfg.RateKeyCreate),
+		events:        &episodes{seen: map[string]time.Time{}},
 	}
 }
 
@@ -61,14 +68,14 @@ func (t *throttle) middleware(s *Server) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b, key := t.pick(r)
-			limited, err := b.take(w, r, key)
+			limited, d, err := b.take(w, r, key)
 			if err != nil {
 				s.error(w, r, err)
 				return
 			}
 			if limited != nil {
-				s.securityEvent(r, "throttled", "policy", limited.Name)
-				s.error(w, r, task.Errorf(task.ETHROTTLED, "Request was throttled."))
+				s.throttled(r, limited, key, d)
+				s.error(w, r, errThrottled)
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -105,14 +112,14 @@ func (t *throttle) pick(r *http.Request) (budget, string) {
 // tightest limit, the IETF draft-10 fields for all of them. It returns the
 // limit the request is over, or nil. (A request refused by a later limit
 // stays counted by the earlier ones, as with DRF's throttle classes.)
-func (b budget) take(w http.ResponseWriter, r *http.Request, key string) (*ratelimit.Limiter, error) {
+func (b budget) take(w http.ResponseWriter, r *http.Request, key string) (*ratelimit.Limiter, ratelimit.Decision, error) {
 	var policies, states []string
 	var tight ratelimit.Decision
 	var over *ratelimit.Limiter
 	for i, lim := range b {
 		d, err := lim.Take(r.Context(), key)
 		if err != nil {
-			return nil, err
+			return nil, d, err
 		}
 		policies = append(policies, policyField(lim))
 		states = append(states, stateField(lim, d))
@@ -125,7 +132,63 @@ func (b budget) take(w http.ResponseWriter, r *http.Request, key string) (*ratel
 		}
 	}
 	setRateHeaders(w, tight, policies, states)
-	return over, nil
+	return over, tight, nil
+}
+
+// fits reports whether one more request for key fits every limit of the
+// budget, without counting it.
+func (b budget) fits(ctx context.Context, key string) (bool, error) {
+	for _, lim := range b {
+		d, err := lim.Peek(ctx, key)
+		if err != nil || !d.Allowed {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+var errThrottled = task.Errorf(task.ETHROTTLED, "Request was throttled.")
+
+// refusal is a 429 decided inside a handler (the failed-login budgets): the
+// error writer sends its rate-limit headers, so handlers never write them.
+type refusal struct {
+	lim *ratelimit.Limiter
+	d   ratelimit.Decision
+}
+
+func (e *refusal) Error() string { return "httpapi: over the " + e.lim.Name + " budget" }
+func (e *refusal) Unwrap() error { return errThrottled }
+func (e *refusal) headers(w http.ResponseWriter) {
+	setRateHeaders(w, e.d, []string{policyField(e.lim)}, []string{stateField(e.lim, e.d)})
+}
+
+// throttled logs the security event of a refusal once per client, budget
+// and window: a flood of 429s is one episode, not a flood of log lines.
+func (s *Server) throttled(r *http.Request, lim *ratelimit.Limiter, key string, d ratelimit.Decision) {
+	if s.throttle.events.first(lim.Name+"|"+key, d.WindowStart()) {
+		s.securityEvent(r, "throttled", "policy", lim.Name)
+	}
+}
+
+// episodes remembers, per client and budget, the window of the last
+// logged refusal. It is bounded: when full it forgets everything, which
+// costs at most one extra line per client.
+type episodes struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func (e *episodes) first(key string, window time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if last, ok := e.seen[key]; ok && last.Equal(window) {
+		return false
+	}
+	if len(e.seen) >= 10000 {
+		clear(e.seen)
+	}
+	e.seen[key] = window
+	return true
 }
 
 // setRateHeaders sends the X-RateLimit set for d, the draft-10 fields,

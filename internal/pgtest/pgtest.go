@@ -67,8 +67,14 @@ func URL(tb testing.TB) string {
 // Open returns a store on a new migrated database, closed when tb ends.
 func Open(tb testing.TB) (*postgres.DB, string) {
 	tb.Helper()
+	return OpenWith(tb, postgres.Options{TokenTTL: 20 * time.Minute})
+}
+
+// OpenWith is Open with the store tuned as a server would tune it.
+func OpenWith(tb testing.TB, opt postgres.Options) (*postgres.DB, string) {
+	tb.Helper()
 	dsn := URL(tb)
-	db, err := postgres.Open(context.Background(), dsn, postgres.Options{TokenTTL: 20 * time.Minute})
+	db, err := postgres.Open(context.Background(), dsn, opt)
 	if err != nil {
 		tb.Fatalf("pgtest: open: %v", err)
 	}

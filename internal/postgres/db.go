@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,9 +29,13 @@ import (
 
 // DB is the connection pool and the stores built on it.
 type DB struct {
-	pool        *pgxpool.Pool
-	revocations *Revocations
-	keyTouched  sync.Map // API key id -> when this instance last recorded its use
+	pool         *pgxpool.Pool
+	revocations  *Revocations
+	keyTouched   sync.Map // API key id -> when this instance last recorded its use
+	maxTasks     int
+	keep         time.Duration
+	queryTimeout time.Duration
+	searches     turns // owner id -> the owner's search in progress
 }
 
 // Options tune Open.
@@ -38,7 +43,16 @@ type Options struct {
 	// TokenTTL is the longest an access token lives (plus leeway): how long
 	// a revoked session must be remembered.
 	TokenTTL time.Duration
-	Logger   *slog.Logger
+	// QueryTimeout, when positive, is every statement's time budget: the
+	// database itself cancels a statement that runs longer, and the store
+	// reports it as unavailable. Zero means no budget (migrations). It is
+	// sent as the statement_timeout startup parameter, which PgBouncer
+	// refuses unless told to ignore it; behind one, set statement_timeout
+	// on the database role instead.
+	QueryTimeout time.Duration
+	// MaxTasksPerUser is how many tasks one user may hold; zero is no limit.
+	MaxTasksPerUser int
+	Logger          *slog.Logger
 }
 
 // Open connects a pool to url. It does not wait for the database: a server
@@ -51,6 +65,9 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
+	if opt.QueryTimeout > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(opt.QueryTimeout.Milliseconds(), 1), 10)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
@@ -61,7 +78,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if opt.TokenTTL <= 0 {
 		opt.TokenTTL = time.Hour
 	}
-	db := &DB{pool: pool}
+	db := &DB{pool: pool, maxTasks: max(opt.MaxTasksPerUser, 0), keep: opt.TokenTTL, queryTimeout: opt.QueryTimeout}
 	db.revocations = &Revocations{
 		pool:    pool,
 		connCfg: cfg.ConnConfig.Copy(),
@@ -77,9 +94,14 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 func (db *DB) Revocations() *Revocations { return db.revocations }
 
 // Purge deletes sessions and refresh tokens that can no longer be used.
+// A revoked or expired session's row outlives every access token it
+// refuses: the database answers a missing session as revoked, but an
+// instance answering from memory knows only the revocations its listener
+// loaded from these rows.
 func (db *DB) Purge(ctx context.Context) (int64, error) {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at < now() - interval '1 day'
-		OR revoked_at < now() - interval '1 day'`)
+	keepRows := max(48*time.Hour, 2*db.keep)
+	tag, err := db.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at < now() - make_interval(secs => $1)
+		OR revoked_at < now() - make_interval(secs => $1)`, keepRows.Seconds())
 	if err != nil {
 		return 0, translate(err, "purge sessions")
 	}
@@ -150,14 +172,17 @@ func unavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		// Class 08: connection exception; 57P0x: the server is shutting down
-		// or restarting; 53300: too many connections.
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0") || pgErr.Code == "53300"
+		// or restarting; 53300: too many connections; 57014: the statement
+		// was cancelled, by its time budget or because the caller gave up.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0") ||
+			pgErr.Code == "53300" || pgErr.Code == "57014"
 	}
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
 	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
 		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // unavailableError is EUNAVAILABLE to clients and keeps the cause for logs.

@@ -33,27 +33,54 @@ func scanKey(row pgx.Row) (*task.APIKey, error) {
 }
 
 // CreateKey stores k (its hash, never the secret) and fills in its id.
+// ErrQuotaExceeded when the user already has task.MaxKeysPerUser live keys.
 func (s *KeyStore) CreateKey(ctx context.Context, k *task.APIKey) error {
-	// As for sessions: no key is minted for a user being deactivated.
-	const q = `INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, expires_at)
-		SELECT u.id, $2, $3, $4, $5, $6 FROM users u WHERE u.id = $1 AND u.is_active FOR SHARE
-		RETURNING id, created_at`
-	err := s.db.pool.QueryRow(ctx, q, k.UserID, k.Name, k.Prefix, k.Hash, k.Scopes, k.ExpiresAt).Scan(&k.ID, &k.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return task.ErrInvalidToken
-	}
-	return translate(err, "create key")
+	return s.db.tx(ctx, "create key", func(tx pgx.Tx) error {
+		// The user row lock serialises the user's key creations, so the count
+		// below sees every key committed before it, and waits for a
+		// deactivation in flight: no key is minted for a user being
+		// deactivated (is_active is re-read once the lock is granted).
+		tag, err := tx.Exec(ctx, `SELECT FROM users WHERE id = $1 AND is_active FOR NO KEY UPDATE`, k.UserID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return task.ErrInvalidToken
+		}
+		var live int
+		err = tx.QueryRow(ctx, `SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL
+			AND (expires_at IS NULL OR expires_at > now())`, k.UserID).Scan(&live)
+		if err != nil {
+			return err
+		}
+		if live >= task.MaxKeysPerUser {
+			return task.ErrQuotaExceeded
+		}
+		const q = `INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at`
+		return tx.QueryRow(ctx, q, k.UserID, k.Name, k.Prefix, k.Hash, k.Scopes, k.ExpiresAt).Scan(&k.ID, &k.CreatedAt)
+	})
 }
 
-// FindKeys returns the user's keys that are not revoked, newest first.
-func (s *KeyStore) FindKeys(ctx context.Context, userID uuid.UUID) ([]*task.APIKey, error) {
-	rows, err := s.db.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys k
-		WHERE k.user_id = $1 AND k.revoked_at IS NULL ORDER BY k.created_at DESC, k.id`, userID)
+// FindKeys returns one page of the user's keys that are not revoked,
+// newest first; expired keys are listed (they show when they expired).
+func (s *KeyStore) FindKeys(ctx context.Context, userID uuid.UUID, limit int, cur *task.Cursor) (*task.Page[*task.APIKey], error) {
+	q, args, err := newestFirst(`SELECT `+keyColumns+` FROM api_keys k WHERE k.user_id = $1 AND k.revoked_at IS NULL`,
+		"k.", userID, limit, cur)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, translate(err, "find keys")
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*task.APIKey, error) { return scanKey(r) })
-	return out, translate(err, "find keys")
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*task.APIKey, error) { return scanKey(r) })
+	if err != nil {
+		return nil, translate(err, "find keys")
+	}
+	return paginate(keys, limit, cur, "", func(k *task.APIKey) task.Cursor {
+		return task.Cursor{Key: k.CreatedAt.UTC().Format(time.RFC3339Nano), ID: k.ID}
+	}), nil
 }
 
 // FindKeyByPrefix returns the live key with prefix, if its owner is active.
@@ -94,4 +121,10 @@ func (s *KeyStore) RevokeKey(ctx context.Context, userID, id uuid.UUID) error {
 		return task.ErrNotFound
 	}
 	return nil
+}
+
+// revokeKeysOf revokes every live API key of the user.
+func revokeKeysOf(ctx context.Context, tx pgx.Tx, userID uuid.UUID) error {
+	_, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, userID)
+	return err
 }

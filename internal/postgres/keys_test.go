@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,26 @@ func newKeyExpiring(tb testing.TB, db *postgres.DB, userID uuid.UUID, expires *t
 	return k
 }
 
+// listedKeys follows FindKeys page by page and returns every key it lists.
+func listedKeys(tb testing.TB, db *postgres.DB, userID uuid.UUID) []*task.APIKey {
+	tb.Helper()
+	var out []*task.APIKey
+	var cur *task.Cursor
+	for range 100 {
+		p, err := db.Keys().FindKeys(tb.Context(), userID, 4, cur)
+		if err != nil {
+			tb.Fatalf("FindKeys: %v", err)
+		}
+		out = append(out, p.Items...)
+		if p.Next == nil {
+			return out
+		}
+		cur = p.Next
+	}
+	tb.Fatalf("FindKeys: more than 100 pages")
+	return nil
+}
+
 func keyIDs(keys []*task.APIKey) []uuid.UUID {
 	var out []uuid.UUID
 	for _, k := range keys {
@@ -61,10 +82,7 @@ func TestCreateAndFindKeys(t *testing.T) {
 	}
 	newKey(t, db, other.ID)
 
-	keys, err := db.Keys().FindKeys(ctx, u.ID)
-	if err != nil {
-		t.Fatalf("FindKeys: %v", err)
-	}
+	keys := listedKeys(t, db, u.ID)
 	want := keyIDs(created)
 	slices.Reverse(want)
 	if got := keyIDs(keys); !slices.Equal(got, want) {
@@ -80,10 +98,7 @@ func TestCreateAndFindKeys(t *testing.T) {
 	if err := db.Keys().RevokeKey(ctx, u.ID, revoked.ID); err != nil {
 		t.Fatalf("RevokeKey: %v", err)
 	}
-	keys, err = db.Keys().FindKeys(ctx, u.ID)
-	if err != nil {
-		t.Fatalf("FindKeys: %v", err)
-	}
+	keys = listedKeys(t, db, u.ID)
 	want = slices.DeleteFunc(want, func(id uuid.UUID) bool { return id == revoked.ID })
 	if got := keyIDs(keys); !slices.Equal(got, want) {
 		t.Fatalf("FindKeys after revoking one = %v, want %v", got, want)
@@ -202,4 +217,139 @@ func TestTouchKey(t *testing.T) {
 	if got := lastUsed(); got == nil || time.Since(*got) > time.Minute {
 		t.Fatalf("LastUsedAt after a touch two minutes later = %v, want about now", got)
 	}
+}
+
+// TestFindKeysPages pages through a user's keys newest first, forwards
+// and back: revoked keys are left out, expired ones stay listed.
+func TestFindKeysPages(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	ctx := t.Context()
+	u, other := newUser(t, db), newUser(t, db)
+	var want []*task.APIKey
+	for i := range 8 {
+		switch i {
+		case 2:
+			k := newKey(t, db, u.ID)
+			if err := db.Keys().RevokeKey(ctx, u.ID, k.ID); err != nil {
+				t.Fatalf("RevokeKey: %v", err)
+			}
+		case 5:
+			want = append(want, newKeyExpiring(t, db, u.ID, ptr(time.Now().Add(-time.Hour))))
+		default:
+			want = append(want, newKey(t, db, u.ID))
+		}
+	}
+	newKey(t, db, other.ID)
+	slices.Reverse(want)
+
+	var pages []*task.Page[*task.APIKey]
+	var cur *task.Cursor
+	for len(pages) < 10 {
+		p, err := db.Keys().FindKeys(ctx, u.ID, 3, cur)
+		if err != nil {
+			t.Fatalf("FindKeys: %v", err)
+		}
+		pages = append(pages, p)
+		if p.Next == nil {
+			break
+		}
+		cur = p.Next
+	}
+	var got []*task.APIKey
+	var sizes []int
+	for _, p := range pages {
+		got = append(got, p.Items...)
+		sizes = append(sizes, len(p.Items))
+	}
+	if !slices.Equal(sizes, []int{3, 3, 1}) || !slices.Equal(keyIDs(got), keyIDs(want)) {
+		t.Fatalf("pages of %v = %v, want pages of [3 3 1] newest first %v", sizes, keyIDs(got), keyIDs(want))
+	}
+	if pages[0].Previous != nil {
+		t.Fatalf("first page Previous = %+v, want nil", pages[0].Previous)
+	}
+	if expired := got[2]; expired.ExpiresAt == nil || expired.ExpiresAt.After(time.Now()) {
+		t.Fatalf("expired key listed with ExpiresAt = %v, want its past expiry", expired.ExpiresAt)
+	}
+	for i := 2; i > 0; i-- {
+		p, err := db.Keys().FindKeys(ctx, u.ID, 3, pages[i].Previous)
+		if err != nil {
+			t.Fatalf("FindKeys(previous of page %d): %v", i+1, err)
+		}
+		if !slices.Equal(keyIDs(p.Items), keyIDs(pages[i-1].Items)) {
+			t.Fatalf("previous of page %d = %v, want %v", i+1, keyIDs(p.Items), keyIDs(pages[i-1].Items))
+		}
+		if (p.Previous == nil) != (i == 1) {
+			t.Fatalf("previous of page %d: Previous = %v", i+1, p.Previous)
+		}
+	}
+
+	_, err := db.Keys().FindKeys(ctx, u.ID, 3, &task.Cursor{Key: "not a time", ID: want[0].ID})
+	wantCode(t, "FindKeys with a malformed cursor", err, task.EBADREQUEST)
+}
+
+// TestKeyQuota: a user holds at most task.MaxKeysPerUser live keys, also
+// when creations race; revoked and expired keys leave room.
+func TestKeyQuota(t *testing.T) {
+	db, dsn := pgtest.Open(t)
+	ctx := t.Context()
+	conn := sqlConn(t, dsn)
+	create := func(u *task.User) (*task.APIKey, error) {
+		n := keySeq.Add(1)
+		k := &task.APIKey{UserID: u.ID, Name: fmt.Sprintf("key %d", n), Prefix: fmt.Sprintf("tm_%08d", n),
+			Hash: newHash(), Scopes: []string{task.ScopeTasksRead}}
+		return k, db.Keys().CreateKey(ctx, k)
+	}
+
+	u, other := newUser(t, db), newUser(t, db)
+	var keys []*task.APIKey
+	for range task.MaxKeysPerUser - 1 {
+		keys = append(keys, newKey(t, db, u.ID))
+	}
+	newKeyExpiring(t, db, u.ID, ptr(time.Now().Add(time.Hour)))
+	_, err := create(u)
+	wantErr(t, "CreateKey over the quota", err, task.ErrQuotaExceeded)
+	wantCode(t, "CreateKey over the quota", err, task.EQUOTA)
+	newKey(t, db, other.ID)
+
+	if err := db.Keys().RevokeKey(ctx, u.ID, keys[0].ID); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	newKey(t, db, u.ID)
+	_, err = create(u)
+	wantErr(t, "CreateKey over the quota after a revoke", err, task.ErrQuotaExceeded)
+
+	execSQL(t, conn, `UPDATE api_keys SET expires_at = now() - interval '1 minute' WHERE id = $1`, keys[1].ID)
+	newKey(t, db, u.ID)
+	_, err = create(u)
+	wantErr(t, "CreateKey over the quota after an expiry", err, task.ErrQuotaExceeded)
+
+	t.Run("concurrent creates stop exactly at the quota", func(t *testing.T) {
+		u := newUser(t, db)
+		for range task.MaxKeysPerUser - 3 {
+			newKey(t, db, u.ID)
+		}
+		const n = 12
+		errs := make([]error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				_, errs[i] = create(u)
+			})
+		}
+		close(start)
+		wg.Wait()
+		ok := 0
+		for i, err := range errs {
+			if err == nil {
+				ok++
+				continue
+			}
+			wantErr(t, fmt.Sprintf("racer %d", i), err, task.ErrQuotaExceeded)
+		}
+		if live := len(listedKeys(t, db, u.ID)); ok != 3 || live != task.MaxKeysPerUser {
+			t.Fatalf("%d of %d racers created a key, %d keys live; want 3 and %d", ok, n, live, task.MaxKeysPerUser)
+		}
+	})
 }

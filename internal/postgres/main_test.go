@@ -34,6 +34,16 @@ func newUser(tb testing.TB, db *postgres.DB) *task.User {
 	return u
 }
 
+// newAdmin creates an active administrator, as createuser --admin does.
+func newAdmin(tb testing.TB, db *postgres.DB) *task.User {
+	tb.Helper()
+	u := &task.User{Username: fmt.Sprintf("admin%d", userSeq.Add(1)), PasswordHash: "argon2id$test", IsAdmin: true}
+	if err := db.Users().CreateUser(tb.Context(), u); err != nil {
+		tb.Fatalf("CreateUser(admin): %v", err)
+	}
+	return u
+}
+
 // newHash returns the hash of a fresh random refresh token.
 func newHash() []byte {
 	sum := sha256.Sum256([]byte(rand.Text()))
@@ -93,13 +103,35 @@ func wantCode(tb testing.TB, what string, err error, code string) {
 	}
 }
 
+// isRevoked asks whether a token of sid issued just now is refused.
 func isRevoked(tb testing.TB, db *postgres.DB, sid uuid.UUID) bool {
 	tb.Helper()
-	revoked, err := db.Revocations().IsRevoked(tb.Context(), sid)
+	revoked, err := db.Revocations().IsRevoked(tb.Context(), sid, time.Now())
 	if err != nil {
 		tb.Fatalf("IsRevoked(%s): %v", sid, err)
 	}
 	return revoked
+}
+
+// liveSessions follows FindSessions page by page and returns every
+// session it lists.
+func liveSessions(tb testing.TB, db *postgres.DB, userID uuid.UUID) []*task.Session {
+	tb.Helper()
+	var out []*task.Session
+	var cur *task.Cursor
+	for range 100 {
+		p, err := db.Sessions().FindSessions(tb.Context(), userID, 3, cur)
+		if err != nil {
+			tb.Fatalf("FindSessions: %v", err)
+		}
+		out = append(out, p.Items...)
+		if p.Next == nil {
+			return out
+		}
+		cur = p.Next
+	}
+	tb.Fatalf("FindSessions: more than 100 pages")
+	return nil
 }
 
 // startListener runs db's revocation listener until the test ends (or stop

@@ -41,9 +41,15 @@ const (
 	staleAfter = 3 * pingEvery
 )
 
-// IsRevoked reports whether the session was revoked.
-func (r *Revocations) IsRevoked(ctx context.Context, sid uuid.UUID) (bool, error) {
-	if r.Live() {
+// IsRevoked reports whether the session of a token issued at issuedAt was
+// revoked. Memory answers while the listener is live and the token is
+// younger than keep: memory holds every revocation of the last keep, and a
+// token cannot outlive a revocation it predates by more. An older token
+// (one issued under a longer token lifetime before a restart, say) may
+// belong to a session revoked before that window, so the database answers;
+// a session whose row is gone counts as revoked.
+func (r *Revocations) IsRevoked(ctx context.Context, sid uuid.UUID, issuedAt time.Time) (bool, error) {
+	if r.Live() && time.Since(issuedAt) < r.keep {
 		r.mu.RLock()
 		_, ok := r.revoked[sid]
 		r.mu.RUnlock()

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ func TestRevocationsAcrossInstances(t *testing.T) {
 	db2 := openInstance(t, dsn)
 	startListener(t, db1)
 	startListener(t, db2)
+	admin := newAdmin(t, db1)
 
 	tests := []struct {
 		name   string
@@ -46,10 +48,10 @@ func TestRevocationsAcrossInstances(t *testing.T) {
 			return db1.Sessions().RevokeSessions(t.Context(), u.ID, uuid.Nil)
 		}},
 		{"SetPassword", func(t *testing.T, u *task.User, _ *task.Session, _ []byte) error {
-			return db1.Users().SetPassword(t.Context(), u.ID, "argon2id$changed", uuid.Nil)
+			return db1.Users().SetPassword(t.Context(), u.ID, "argon2id$changed", uuid.Nil, false)
 		}},
 		{"deactivation", func(t *testing.T, u *task.User, _ *task.Session, _ []byte) error {
-			_, err := db1.Users().UpdateUser(t.Context(), u.ID, task.UserUpdate{IsActive: ptr(false)})
+			_, err := db1.Users().UpdateUser(t.Context(), admin.ID, u.ID, task.UserUpdate{IsActive: ptr(false)})
 			return err
 		}},
 		{"refresh token reuse", func(t *testing.T, _ *task.User, _ *task.Session, h []byte) error {
@@ -162,6 +164,69 @@ func TestRevocationsFallBackToDatabase(t *testing.T) {
 		}
 		if !isRevoked(t, db3, s.ID) {
 			t.Fatalf("IsRevoked(revoked while the listener was down) = false, want true")
+		}
+	})
+}
+
+// TestRevocationsNeverRevive: a token the memory cannot vouch for, one
+// issued longer ago than the memory's window (under a longer token
+// lifetime before a restart, say), is checked in the database, where a
+// purged session counts as revoked.
+func TestRevocationsNeverRevive(t *testing.T) {
+	db1, dsn := pgtest.Open(t)
+	conn := sqlConn(t, dsn)
+	u := newUser(t, db1)
+
+	t.Run("revoked, purged, restarted", func(t *testing.T) {
+		s, _ := newSession(t, db1, u.ID)
+		issued := time.Now().Add(-80 * time.Hour)
+		if err := db1.Sessions().RevokeSession(t.Context(), u.ID, s.ID); err != nil {
+			t.Fatalf("RevokeSession: %v", err)
+		}
+		// As if revoked three days ago, past the purge horizon.
+		execSQL(t, conn, `UPDATE sessions SET revoked_at = now() - interval '72 hours' WHERE id = $1`, s.ID)
+		if _, err := db1.Purge(t.Context()); err != nil {
+			t.Fatalf("Purge: %v", err)
+		}
+		if left := sessionsLeft(t, conn); slices.Contains(left, s.ID) {
+			t.Fatalf("the revoked session was not purged; the test proves nothing")
+		}
+
+		restarted := openInstance(t, dsn)
+		startListener(t, restarted)
+		revoked, err := restarted.Revocations().IsRevoked(t.Context(), s.ID, issued)
+		if err != nil {
+			t.Fatalf("IsRevoked: %v", err)
+		}
+		if !revoked {
+			t.Fatalf("a token issued before its session's revocation is accepted after a purge and a restart")
+		}
+	})
+
+	t.Run("older than the memory's window", func(t *testing.T) {
+		db2 := openInstance(t, dsn) // remembers revocations for an hour
+		startListener(t, db2)
+		revoked, _ := newSession(t, db1, u.ID)
+		live, _ := newSession(t, db1, u.ID)
+		// Revoked two hours ago, before anything the listener loads, and
+		// without a notification: only the database knows.
+		execSQL(t, conn, `UPDATE sessions SET revoked_at = now() - interval '2 hours' WHERE id = $1`, revoked.ID)
+
+		for _, tt := range []struct {
+			name string
+			id   uuid.UUID
+			want bool
+		}{{"revoked", revoked.ID, true}, {"live", live.ID, false}} {
+			got, err := db2.Revocations().IsRevoked(t.Context(), tt.id, time.Now().Add(-3*time.Hour))
+			if err != nil {
+				t.Fatalf("IsRevoked: %v", err)
+			}
+			if got != tt.want {
+				t.Fatalf("%s session, token issued 3h ago: IsRevoked = %v, want %v", tt.name, got, tt.want)
+			}
+		}
+		if !db2.Revocations().Live() {
+			t.Fatalf("the listener went down during the test; the answers did not prove the age rule")
 		}
 	})
 }

@@ -49,13 +49,16 @@ func revokeSessions(ctx context.Context, tx pgx.Tx, where string, args ...any) (
 	})
 }
 
-// CreateSession records a login and its first refresh token.
+// CreateSession records a login and its first refresh token. A login
+// beyond task.MaxSessionsPerUser live sessions revokes the oldest others
+// in the same transaction.
 func (s *SessionStore) CreateSession(ctx context.Context, sess *task.Session, refreshHash []byte, refreshExpires time.Time) error {
-	return s.db.tx(ctx, "create session", func(tx pgx.Tx) error {
-		// FOR SHARE waits for a deactivation in flight and re-reads
-		// is_active after it: a login cannot slip a session past it.
+	return s.db.revoking(ctx, "create session", func(tx pgx.Tx, revoke revokeFunc) error {
+		// The user row lock waits for a deactivation in flight and re-reads
+		// is_active after it, so a login cannot slip a session past it; it
+		// also serialises the user's logins, so the quota below is exact.
 		const q = `INSERT INTO sessions (id, user_id, expires_at, user_agent, ip)
-			SELECT $1, u.id, $3, $4, $5 FROM users u WHERE u.id = $2 AND u.is_active FOR SHARE
+			SELECT $1, u.id, $3, $4, $5 FROM users u WHERE u.id = $2 AND u.is_active FOR NO KEY UPDATE
 			RETURNING created_at, last_used_at`
 		err := tx.QueryRow(ctx, q, sess.ID, sess.UserID, refreshExpires, sess.UserAgent, sess.IP).
 			Scan(&sess.CreatedAt, &sess.LastUsedAt)
@@ -68,6 +71,14 @@ func (s *SessionStore) CreateSession(ctx context.Context, sess *task.Session, re
 		sess.ExpiresAt = refreshExpires
 		_, err = tx.Exec(ctx, `INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)`,
 			refreshHash, sess.ID, refreshExpires)
+		if err != nil {
+			return err
+		}
+		// The new session is kept whatever its created_at: a login that
+		// waited for the lock started before the ones that overtook it.
+		_, err = revoke(`id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2
+			AND revoked_at IS NULL AND expires_at > now() ORDER BY created_at DESC, id DESC OFFSET $3)`,
+			sess.UserID, sess.ID, task.MaxSessionsPerUser-1)
 		return err
 	})
 }
@@ -192,15 +203,24 @@ func (db *DB) revoking(ctx context.Context, what string, fn func(tx pgx.Tx, revo
 	return err
 }
 
-// FindSessions returns the user's live sessions, newest first.
-func (s *SessionStore) FindSessions(ctx context.Context, userID uuid.UUID) ([]*task.Session, error) {
-	rows, err := s.db.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions
-		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY created_at DESC, id`, userID)
+// FindSessions returns one page of the user's live sessions, newest first.
+func (s *SessionStore) FindSessions(ctx context.Context, userID uuid.UUID, limit int, cur *task.Cursor) (*task.Page[*task.Session], error) {
+	q, args, err := newestFirst(`SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()`, "", userID, limit, cur)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, translate(err, "find sessions")
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*task.Session, error) { return scanSession(r) })
-	return out, translate(err, "find sessions")
+	sessions, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*task.Session, error) { return scanSession(r) })
+	if err != nil {
+		return nil, translate(err, "find sessions")
+	}
+	return paginate(sessions, limit, cur, "", func(x *task.Session) task.Cursor {
+		return task.Cursor{Key: x.CreatedAt.UTC().Format(time.RFC3339Nano), ID: x.ID}
+	}), nil
 }
 
 // RevokeSession logs out one of the user's sessions.

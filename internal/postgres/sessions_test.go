@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -65,9 +66,8 @@ func TestRotateRefreshToken(t *testing.T) {
 	}
 	_, err = rotate(db, t, h2, newHash())
 	wantRejected(t, "RotateRefreshToken(latest h2 after reuse)", err)
-	live, err := db.Sessions().FindSessions(t.Context(), u.ID)
-	if err != nil || len(live) != 0 {
-		t.Fatalf("FindSessions after reuse = %d, %v; want none", len(live), err)
+	if live := liveSessions(t, db, u.ID); len(live) != 0 {
+		t.Fatalf("FindSessions after reuse = %d sessions, want none", len(live))
 	}
 
 	_, err = rotate(db, t, newHash(), newHash())
@@ -197,10 +197,7 @@ func TestFindSessions(t *testing.T) {
 	slices.Reverse(want)
 	newSession(t, db, other.ID)
 
-	got, err := db.Sessions().FindSessions(ctx, u.ID)
-	if err != nil {
-		t.Fatalf("FindSessions: %v", err)
-	}
+	got := liveSessions(t, db, u.ID)
 	var gotIDs []uuid.UUID
 	for _, s := range got {
 		gotIDs = append(gotIDs, s.ID)
@@ -210,6 +207,120 @@ func TestFindSessions(t *testing.T) {
 	}
 	if got[0].UserAgent != "test-agent" || got[0].IP != "192.0.2.1" || got[0].UserID != u.ID {
 		t.Fatalf("session = %+v, want user agent, ip and user of the login", got[0])
+	}
+	if d := time.Until(got[0].ExpiresAt); d < 23*time.Hour || d > 25*time.Hour {
+		t.Fatalf("ExpiresAt = %v, want the login's expiry about 24h ahead", got[0].ExpiresAt)
+	}
+
+	// Seven live sessions in pages of three: back from the last page.
+	p1, err := db.Sessions().FindSessions(ctx, u.ID, 3, nil)
+	if err != nil {
+		t.Fatalf("FindSessions: %v", err)
+	}
+	p2, err := db.Sessions().FindSessions(ctx, u.ID, 3, p1.Next)
+	if err != nil {
+		t.Fatalf("FindSessions(page 2): %v", err)
+	}
+	p3, err := db.Sessions().FindSessions(ctx, u.ID, 3, p2.Next)
+	if err != nil {
+		t.Fatalf("FindSessions(page 3): %v", err)
+	}
+	if len(p3.Items) != 1 || p3.Next != nil || p1.Previous != nil {
+		t.Fatalf("page 3 = %d sessions (Next %v), page 1 Previous %v; want 1, nil, nil", len(p3.Items), p3.Next, p1.Previous)
+	}
+	back, err := db.Sessions().FindSessions(ctx, u.ID, 3, p3.Previous)
+	if err != nil {
+		t.Fatalf("FindSessions(previous of page 3): %v", err)
+	}
+	if !slices.Equal(sessionIDs(back.Items), sessionIDs(p2.Items)) || back.Previous == nil {
+		t.Fatalf("previous of page 3 = %v (Previous %v), want page 2 %v", sessionIDs(back.Items), back.Previous, sessionIDs(p2.Items))
+	}
+	back, err = db.Sessions().FindSessions(ctx, u.ID, 3, back.Previous)
+	if err != nil {
+		t.Fatalf("FindSessions(previous of page 2): %v", err)
+	}
+	if !slices.Equal(sessionIDs(back.Items), sessionIDs(p1.Items)) || back.Previous != nil {
+		t.Fatalf("previous of page 2 = %v (Previous %v), want page 1 %v", sessionIDs(back.Items), back.Previous, sessionIDs(p1.Items))
+	}
+
+	_, err = db.Sessions().FindSessions(ctx, u.ID, 3, &task.Cursor{Key: "yesterday", ID: want[0]})
+	wantCode(t, "FindSessions with a malformed cursor", err, task.EBADREQUEST)
+}
+
+func sessionIDs(sessions []*task.Session) []uuid.UUID {
+	var out []uuid.UUID
+	for _, s := range sessions {
+		out = append(out, s.ID)
+	}
+	return out
+}
+
+// TestSessionQuota: a login beyond task.MaxSessionsPerUser live sessions
+// logs out the oldest ones at once, on every instance, also when logins
+// race; the new logins all work.
+func TestSessionQuota(t *testing.T) {
+	db, dsn := pgtest.Open(t)
+	ctx := t.Context()
+	second := openInstance(t, dsn)
+	startListener(t, second)
+	u, other := newUser(t, db), newUser(t, db)
+
+	type login struct {
+		sess *task.Session
+		hash []byte
+	}
+	var logins []login
+	for range task.MaxSessionsPerUser {
+		s, h := newSession(t, db, u.ID)
+		logins = append(logins, login{s, h})
+	}
+	otherSess, _ := newSession(t, db, other.ID)
+	if isRevoked(t, second, logins[0].sess.ID) {
+		t.Fatalf("oldest session revoked at the quota, before going over it")
+	}
+
+	const racers = 5
+	newest := make([]*task.Session, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			s := &task.Session{ID: uuid.New(), UserID: u.ID}
+			if err := db.Sessions().CreateSession(ctx, s, newHash(), time.Now().Add(time.Hour)); err != nil {
+				t.Errorf("CreateSession: %v", err)
+			}
+			newest[i] = s
+		})
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	live := liveSessions(t, db, u.ID)
+	if len(live) != task.MaxSessionsPerUser {
+		t.Fatalf("live sessions = %d, want %d", len(live), task.MaxSessionsPerUser)
+	}
+	for i, s := range newest {
+		if !slices.Contains(sessionIDs(live), s.ID) || isRevoked(t, db, s.ID) {
+			t.Fatalf("new login %d is not live", i)
+		}
+	}
+	for i, l := range logins {
+		wantGone := i < racers
+		if got := isRevoked(t, db, l.sess.ID); got != wantGone {
+			t.Fatalf("login %d (oldest first): IsRevoked = %v, want %v", i, got, wantGone)
+		}
+		if wantGone {
+			waitFor(t, time.Second, "the other instance to hear of the revocation", func() bool { return isRevoked(t, second, l.sess.ID) })
+			_, err := rotate(db, t, l.hash, newHash())
+			wantRejected(t, fmt.Sprintf("RotateRefreshToken of revoked login %d", i), err)
+		}
+	}
+	if isRevoked(t, db, otherSess.ID) {
+		t.Fatalf("another user's session was revoked")
 	}
 }
 
@@ -223,9 +334,8 @@ func TestRevokeSession(t *testing.T) {
 	if isRevoked(t, db, sess.ID) {
 		t.Fatalf("IsRevoked after a foreign revoke = true, want false")
 	}
-	live, err := db.Sessions().FindSessions(ctx, alice.ID)
-	if err != nil || len(live) != 1 || live[0].ID != sess.ID {
-		t.Fatalf("FindSessions = %v, %v; want the untouched session", live, err)
+	if live := liveSessions(t, db, alice.ID); len(live) != 1 || live[0].ID != sess.ID {
+		t.Fatalf("FindSessions = %v; want the untouched session", live)
 	}
 	h2 := newHash()
 	if _, err := rotate(db, t, h, h2); err != nil {
@@ -238,7 +348,7 @@ func TestRevokeSession(t *testing.T) {
 	if !isRevoked(t, db, sess.ID) {
 		t.Fatalf("IsRevoked = false, want true")
 	}
-	_, err = rotate(db, t, h2, newHash())
+	_, err := rotate(db, t, h2, newHash())
 	wantRejected(t, "RotateRefreshToken after revoke", err)
 	wantErr(t, "RevokeSession twice", db.Sessions().RevokeSession(ctx, alice.ID, sess.ID), task.ErrNotFound)
 	wantErr(t, "RevokeSession(unknown)", db.Sessions().RevokeSession(ctx, alice.ID, uuid.New()), task.ErrNotFound)
@@ -273,7 +383,7 @@ func TestInactiveUserCannotRefresh(t *testing.T) {
 	t.Run("deactivated through UpdateUser", func(t *testing.T) {
 		u := newUser(t, db)
 		_, h := newSession(t, db, u.ID)
-		if _, err := db.Users().UpdateUser(t.Context(), u.ID, task.UserUpdate{IsActive: ptr(false)}); err != nil {
+		if _, err := db.Users().UpdateUser(t.Context(), newAdmin(t, db).ID, u.ID, task.UserUpdate{IsActive: ptr(false)}); err != nil {
 			t.Fatalf("UpdateUser: %v", err)
 		}
 		_, err := rotate(db, t, h, newHash())
@@ -297,7 +407,7 @@ func TestNoCredentialsForAnInactiveUser(t *testing.T) {
 	ctx := context.Background()
 	u := newUser(t, db)
 	off := false
-	if _, err := db.Users().UpdateUser(ctx, u.ID, task.UserUpdate{IsActive: &off}); err != nil {
+	if _, err := db.Users().UpdateUser(ctx, newAdmin(t, db).ID, u.ID, task.UserUpdate{IsActive: &off}); err != nil {
 		t.Fatal(err)
 	}
 	sess := &task.Session{ID: uuid.New(), UserID: u.ID}

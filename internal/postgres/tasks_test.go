@@ -498,3 +498,206 @@ func TestUpdateTaskIfMatchRace(t *testing.T) {
 		t.Fatalf("description, version = %q, %d, want %q, %d", got.Description, got.Version, want, tk.Version+1)
 	}
 }
+
+// seedSearch gives owner n tasks in SQL: every other title says "common",
+// one description in a hundred "Sparse", three "rare gem", one in 600
+// "50% off"; titles repeat three times, so title orderings need the id.
+func seedSearch(tb testing.TB, dsn string, owner uuid.UUID, n int) {
+	tb.Helper()
+	execSQL(tb, sqlConn(tb, dsn), `INSERT INTO tasks (owner_id, title, description, completed, created_at, updated_at)
+		SELECT $1, 'Item ' || (g % ($2 / 3)) || CASE WHEN g % 2 = 0 THEN ' common' ELSE '' END,
+			CASE WHEN g % 100 = 37 THEN 'a Sparse note' ELSE 'plain' END ||
+			CASE WHEN g IN (5, $2 / 2, $2 - 1) THEN ' rare gem' ELSE '' END ||
+			CASE WHEN g % 600 = 1 THEN ' 50% off' ELSE '' END,
+			g % 3 = 0, now() - g * interval '1 second', now() - g * interval '1 second'
+		FROM generate_series(1, $2::int) g`, owner, n)
+}
+
+// TestFindTasksSearchAtScale pages through searches over thousands of
+// tasks with small pages, so that every way search finds rows is used (a
+// page filled while walking the list, walking then the trigram index, the
+// index alone), and checks each page against a plain filter of all tasks.
+func TestFindTasksSearchAtScale(t *testing.T) {
+	db, dsn := pgtest.Open(t)
+	owner, other := newUser(t, db), newUser(t, db)
+	seedSearch(t, dsn, owner.ID, 3000)
+	seedSearch(t, dsn, other.ID, 600)
+	execSQL(t, sqlConn(t, dsn), `ANALYZE tasks`)
+
+	all, err := db.Tasks().FindTasks(t.Context(), task.TaskFilter{OwnerID: owner.ID, Ordering: task.OrderCreatedDesc, Limit: 100})
+	if err != nil {
+		t.Fatalf("FindTasks: %v", err)
+	}
+	var tasks []*task.Task
+	for p := all; ; {
+		tasks = append(tasks, p.Items...)
+		if p.Next == nil {
+			break
+		}
+		if p, err = db.Tasks().FindTasks(t.Context(), task.TaskFilter{OwnerID: owner.ID, Ordering: task.OrderCreatedDesc, Limit: 100, Cursor: p.Next}); err != nil {
+			t.Fatalf("FindTasks: %v", err)
+		}
+	}
+	if len(tasks) != 3000 {
+		t.Fatalf("owner has %d tasks, want 3000", len(tasks))
+	}
+
+	orderings := map[task.Ordering]func(a, b *task.Task) int{
+		task.OrderCreatedDesc: reversed(byCreated), task.OrderCreatedAsc: byCreated,
+		task.OrderTitleAsc: byTitle, task.OrderTitleDesc: reversed(byTitle),
+	}
+	tests := []struct {
+		search    string
+		completed *bool
+		limit     int
+		matches   int
+	}{
+		{"common", nil, 4, 1500},
+		{"SPARSE", nil, 2, 30},
+		{"sparse", ptr(true), 3, 10},
+		{"rare gem", nil, 2, 3},
+		{"50% off", nil, 2, 5},
+		{"absent", nil, 2, 0},
+	}
+	for _, tt := range tests {
+		name := tt.search
+		if tt.completed != nil {
+			name += fmt.Sprintf(" completed=%v", *tt.completed)
+		}
+		for ordering, cmp := range orderings {
+			t.Run(name+"/"+string(ordering), func(t *testing.T) {
+				var want []*task.Task
+				for _, tk := range tasks {
+					s := strings.ToLower(tt.search)
+					if (strings.Contains(strings.ToLower(tk.Title), s) || strings.Contains(strings.ToLower(tk.Description), s)) &&
+						(tt.completed == nil || tk.Completed == *tt.completed) {
+						want = append(want, tk)
+					}
+				}
+				slices.SortFunc(want, cmp)
+				if len(want) != tt.matches {
+					t.Fatalf("fixture: %d tasks match, want %d", len(want), tt.matches)
+				}
+				if len(want) > 60 {
+					want = want[:60] // the start of the list is enough for a common pattern
+				}
+
+				f := task.TaskFilter{OwnerID: owner.ID, Search: tt.search, Completed: tt.completed, Ordering: ordering, Limit: tt.limit}
+				var got []uuid.UUID
+				var pages []*task.Page[*task.Task]
+				for len(got) < len(want) || len(pages) == 0 {
+					p, err := db.Tasks().FindTasks(t.Context(), f)
+					if err != nil {
+						t.Fatalf("FindTasks(page %d): %v", len(pages)+1, err)
+					}
+					pages = append(pages, p)
+					got = append(got, ids(p.Items)...)
+					if p.Next == nil {
+						break
+					}
+					f.Cursor = p.Next
+				}
+				if !slices.Equal(got, ids(want)) {
+					t.Fatalf("pages = %v,\nwant %v", got, ids(want))
+				}
+				if len(want) == tt.matches && len(pages) > 0 && pages[len(pages)-1].Next != nil {
+					t.Fatalf("last page has a Next cursor")
+				}
+				// Backwards from the last page walked gives the pages before it.
+				for i := len(pages) - 1; i > 0; i-- {
+					f.Cursor = pages[i].Previous
+					p, err := db.Tasks().FindTasks(t.Context(), f)
+					if err != nil {
+						t.Fatalf("FindTasks(previous of page %d): %v", i+1, err)
+					}
+					if !slices.Equal(ids(p.Items), ids(pages[i-1].Items)) {
+						t.Fatalf("previous of page %d = %v, want %v", i+1, ids(p.Items), ids(pages[i-1].Items))
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestTaskQuota(t *testing.T) {
+	_, dsn := pgtest.Open(t)
+	db, err := postgres.Open(t.Context(), dsn, postgres.Options{MaxTasksPerUser: 5})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(db.Close)
+	ctx := t.Context()
+	conn := sqlConn(t, dsn)
+
+	t.Run("full, then room after a delete", func(t *testing.T) {
+		u, other := newUser(t, db), newUser(t, db)
+		var created []*task.Task
+		for i := range 5 {
+			created = append(created, newTask(t, db, u.ID, fmt.Sprintf("Task %d", i), ""))
+		}
+		err := db.Tasks().CreateTask(ctx, &task.Task{OwnerID: u.ID, Title: "One too many"})
+		wantErr(t, "CreateTask over the quota", err, task.ErrQuotaExceeded)
+		wantCode(t, "CreateTask over the quota", err, task.EQUOTA)
+		newTask(t, db, other.ID, "Someone else's", "")
+
+		if err := db.Tasks().DeleteTask(ctx, u.ID, created[2].ID, nil); err != nil {
+			t.Fatalf("DeleteTask: %v", err)
+		}
+		newTask(t, db, u.ID, "Fits again", "")
+		err = db.Tasks().CreateTask(ctx, &task.Task{OwnerID: u.ID, Title: "One too many again"})
+		wantErr(t, "CreateTask over the quota after refilling", err, task.ErrQuotaExceeded)
+	})
+	t.Run("rows loaded in SQL count", func(t *testing.T) {
+		u := newUser(t, db)
+		execSQL(t, conn, `INSERT INTO tasks (owner_id, title) SELECT $1, 'Loaded ' || g FROM generate_series(1, 5) g`, u.ID)
+		err := db.Tasks().CreateTask(ctx, &task.Task{OwnerID: u.ID, Title: "Over a bulk load"})
+		wantErr(t, "CreateTask after a bulk load", err, task.ErrQuotaExceeded)
+		execSQL(t, conn, `DELETE FROM tasks WHERE owner_id = $1 AND title = 'Loaded 1'`, u.ID)
+		newTask(t, db, u.ID, "After a bulk delete", "")
+	})
+	t.Run("concurrent creates stop exactly at the quota", func(t *testing.T) {
+		u := newUser(t, db)
+		newTask(t, db, u.ID, "Already there", "")
+		const n = 20
+		errs := make([]error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				errs[i] = db.Tasks().CreateTask(ctx, &task.Task{OwnerID: u.ID, Title: fmt.Sprintf("Racer %d", i)})
+			})
+		}
+		close(start)
+		wg.Wait()
+		ok := 0
+		for i, err := range errs {
+			if err == nil {
+				ok++
+				continue
+			}
+			wantErr(t, fmt.Sprintf("racer %d", i), err, task.ErrQuotaExceeded)
+		}
+		var stored int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE owner_id = $1`, u.ID).Scan(&stored); err != nil {
+			t.Fatalf("count: %v", err)
+		}
+		if ok != 4 || stored != 5 {
+			t.Fatalf("created %d of %d racers, %d stored; want 4 created, 5 stored", ok, n, stored)
+		}
+	})
+	t.Run("deleting the user deletes the tasks", func(t *testing.T) {
+		u := newUser(t, db)
+		tk := newTask(t, db, u.ID, "Goes with its owner", "")
+		execSQL(t, conn, `DELETE FROM users WHERE id = $1`, u.ID)
+		_, err := db.Tasks().FindTaskByID(ctx, u.ID, tk.ID)
+		wantErr(t, "FindTaskByID after deleting the owner", err, task.ErrNotFound)
+	})
+	t.Run("zero is no limit", func(t *testing.T) {
+		unlimited, _ := pgtest.Open(t)
+		u := newUser(t, unlimited)
+		for i := range 8 {
+			newTask(t, unlimited, u.ID, fmt.Sprintf("Task %d", i), "")
+		}
+	})
+}

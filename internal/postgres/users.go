@@ -90,27 +90,56 @@ func (s *UserStore) CreateUser(ctx context.Context, u *task.User) error {
 	return translate(err, "create user")
 }
 
-// UpdateUser changes an account's flags. Deactivating revokes the user's
-// sessions and API keys in the same transaction, so nothing of theirs keeps
-// working once it commits.
-func (s *UserStore) UpdateUser(ctx context.Context, id uuid.UUID, upd task.UserUpdate) (*task.User, error) {
+// adminChangeLock is the advisory lock key that serialises UpdateUser calls,
+// so the check that an active administrator remains sees every earlier
+// change. Any constant unique among the application's advisory locks will do.
+const adminChangeLock = 0x746d61646d696e // "tmadmin"
+
+// UpdateUser changes an account's flags on behalf of actorID, who must be
+// an active administrator when the change is made. A change that would
+// leave no active administrator is a conflict. Deactivating revokes the
+// user's sessions and API keys in the same transaction, so nothing of
+// theirs keeps working once it commits.
+func (s *UserStore) UpdateUser(ctx context.Context, actorID, id uuid.UUID, upd task.UserUpdate) (*task.User, error) {
 	var u *task.User
 	err := s.db.revoking(ctx, "update user", func(tx pgx.Tx, revoke revokeFunc) error {
+		// Without the lock, two administrators demoting each other would
+		// each still see the other as active and both commit. Every later
+		// statement reads the state the previous holder committed.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(adminChangeLock)); err != nil {
+			return err
+		}
+		var allowed bool
+		err := tx.QueryRow(ctx, `SELECT is_admin AND is_active FROM users WHERE id = $1`, actorID).Scan(&allowed)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && !allowed {
+			return task.ErrForbidden
+		}
+		if err != nil {
+			return err
+		}
 		const q = `UPDATE users SET is_active = COALESCE($2, is_active), is_admin = COALESCE($3, is_admin)
 			WHERE id = $1 RETURNING ` + userColumns
-		var err error
 		u, err = scanUser(tx.QueryRow(ctx, q, id, upd.IsActive, upd.IsAdmin))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return task.ErrNotFound
 		}
-		if err != nil || u.IsActive {
+		if err != nil {
 			return err
+		}
+		var adminLeft bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE is_admin AND is_active)`).Scan(&adminLeft); err != nil {
+			return err
+		}
+		if !adminLeft {
+			return task.Errorf(task.ECONFLICT, "At least one active administrator must remain.")
+		}
+		if u.IsActive {
+			return nil
 		}
 		if _, err := revoke(`user_id = $1`, id); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, id)
-		return err
+		return revokeKeysOf(ctx, tx, id)
 	})
 	if err != nil {
 		return nil, err
@@ -118,8 +147,9 @@ func (s *UserStore) UpdateUser(ctx context.Context, id uuid.UUID, upd task.UserU
 	return u, nil
 }
 
-// SetPassword stores a new password hash and revokes every other session.
-func (s *UserStore) SetPassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID) error {
+// SetPassword stores a new password hash and revokes every other session,
+// and every API key when revokeKeys is set, in one transaction.
+func (s *UserStore) SetPassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID, revokeKeys bool) error {
 	return s.db.revoking(ctx, "set password", func(tx pgx.Tx, revoke revokeFunc) error {
 		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE id = $1`, id, hash)
 		if err != nil {
@@ -128,7 +158,12 @@ func (s *UserStore) SetPassword(ctx context.Context, id uuid.UUID, hash string, 
 		if tag.RowsAffected() == 0 {
 			return task.ErrNotFound
 		}
-		_, err = revoke(`user_id = $1 AND id <> $2`, id, keep)
-		return err
+		if _, err := revoke(`user_id = $1 AND id <> $2`, id, keep); err != nil {
+			return err
+		}
+		if revokeKeys {
+			return revokeKeysOf(ctx, tx, id)
+		}
+		return nil
 	})
 }

@@ -138,7 +138,8 @@ func TestDeactivateUserRevokesEverything(t *testing.T) {
 	otherSess, otherHash := newSession(t, db, bystander.ID)
 	otherKey := newKey(t, db, bystander.ID)
 
-	u, err := db.Users().UpdateUser(ctx, victim.ID, task.UserUpdate{IsActive: ptr(false)})
+	admin := newAdmin(t, db)
+	u, err := db.Users().UpdateUser(ctx, admin.ID, victim.ID, task.UserUpdate{IsActive: ptr(false)})
 	if err != nil {
 		t.Fatalf("UpdateUser: %v", err)
 	}
@@ -160,8 +161,8 @@ func TestDeactivateUserRevokesEverything(t *testing.T) {
 		_, err := db.Sessions().RotateRefreshToken(ctx, l.hash, newHash(), time.Now().Add(time.Hour))
 		wantCode(t, fmt.Sprintf("RotateRefreshToken of session %d", i), err, task.EINVALIDTOKEN)
 	}
-	if live, err := db.Sessions().FindSessions(ctx, victim.ID); err != nil || len(live) != 0 {
-		t.Fatalf("FindSessions = %d sessions, %v; want none", len(live), err)
+	if live := liveSessions(t, db, victim.ID); len(live) != 0 {
+		t.Fatalf("FindSessions = %d sessions; want none", len(live))
 	}
 	for i, k := range keys {
 		_, err := db.Keys().FindKeyByPrefix(ctx, k.Prefix)
@@ -169,7 +170,7 @@ func TestDeactivateUserRevokesEverything(t *testing.T) {
 	}
 	// The keys are revoked, not merely hidden while the user is inactive:
 	// reactivation does not bring them back.
-	if _, err := db.Users().UpdateUser(ctx, victim.ID, task.UserUpdate{IsActive: ptr(true)}); err != nil {
+	if _, err := db.Users().UpdateUser(ctx, admin.ID, victim.ID, task.UserUpdate{IsActive: ptr(true)}); err != nil {
 		t.Fatalf("UpdateUser(reactivate): %v", err)
 	}
 	for i, k := range keys {
@@ -191,7 +192,7 @@ func TestDeactivateUserRevokesEverything(t *testing.T) {
 		t.Fatalf("bystander RotateRefreshToken: %v", err)
 	}
 
-	_, err = db.Users().UpdateUser(ctx, uuid.New(), task.UserUpdate{IsActive: ptr(false)})
+	_, err = db.Users().UpdateUser(ctx, admin.ID, uuid.New(), task.UserUpdate{IsActive: ptr(false)})
 	wantErr(t, "UpdateUser(unknown)", err, task.ErrNotFound)
 }
 
@@ -199,7 +200,7 @@ func TestUpdateUserAdminFlag(t *testing.T) {
 	db, _ := pgtest.Open(t)
 	u := newUser(t, db)
 	s, _ := newSession(t, db, u.ID)
-	got, err := db.Users().UpdateUser(t.Context(), u.ID, task.UserUpdate{IsAdmin: ptr(true)})
+	got, err := db.Users().UpdateUser(t.Context(), newAdmin(t, db).ID, u.ID, task.UserUpdate{IsAdmin: ptr(true)})
 	if err != nil {
 		t.Fatalf("UpdateUser: %v", err)
 	}
@@ -220,7 +221,7 @@ func TestSetPassword(t *testing.T) {
 	s3, _ := newSession(t, db, u.ID)
 	otherSess, _ := newSession(t, db, other.ID)
 
-	if err := db.Users().SetPassword(ctx, u.ID, "argon2id$new", keep.ID); err != nil {
+	if err := db.Users().SetPassword(ctx, u.ID, "argon2id$new", keep.ID, false); err != nil {
 		t.Fatalf("SetPassword: %v", err)
 	}
 	got, err := db.Users().FindUserByID(ctx, u.ID)
@@ -246,10 +247,7 @@ func TestSetPassword(t *testing.T) {
 			t.Fatalf("%s: IsRevoked = %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	live, err := db.Sessions().FindSessions(ctx, u.ID)
-	if err != nil {
-		t.Fatalf("FindSessions: %v", err)
-	}
+	live := liveSessions(t, db, u.ID)
 	if len(live) != 1 || live[0].ID != keep.ID {
 		t.Fatalf("live sessions = %v, want only %v", live, keep.ID)
 	}
@@ -259,7 +257,7 @@ func TestSetPassword(t *testing.T) {
 	_, err = db.Sessions().RotateRefreshToken(ctx, h1, newHash(), time.Now().Add(time.Hour))
 	wantCode(t, "RotateRefreshToken of a revoked session", err, task.EINVALIDTOKEN)
 
-	wantErr(t, "SetPassword(unknown)", db.Users().SetPassword(ctx, uuid.New(), "x", uuid.Nil), task.ErrNotFound)
+	wantErr(t, "SetPassword(unknown)", db.Users().SetPassword(ctx, uuid.New(), "x", uuid.Nil, false), task.ErrNotFound)
 }
 
 // TestCreateUserRace registers one name in many spellings at once: the
@@ -292,5 +290,145 @@ func TestCreateUserRace(t *testing.T) {
 	}
 	if created != 1 {
 		t.Fatalf("created = %d, want 1", created)
+	}
+}
+
+// TestUpdateUserNeedsAnActiveAdmin: the store re-reads the acting admin,
+// so an admin demoted or deactivated a moment ago can no longer act.
+func TestUpdateUserNeedsAnActiveAdmin(t *testing.T) {
+	db, dsn := pgtest.Open(t)
+	ctx := t.Context()
+	conn := sqlConn(t, dsn)
+	newAdmin(t, db) // an admin remains whatever the actors below are
+	target := newUser(t, db)
+	demoted, deactivated := newAdmin(t, db), newAdmin(t, db)
+	execSQL(t, conn, `UPDATE users SET is_admin = false WHERE id = $1`, demoted.ID)
+	execSQL(t, conn, `UPDATE users SET is_active = false WHERE id = $1`, deactivated.ID)
+
+	for _, tt := range []struct {
+		name  string
+		actor uuid.UUID
+	}{
+		{"ordinary user", newUser(t, db).ID},
+		{"demoted admin", demoted.ID},
+		{"deactivated admin", deactivated.ID},
+		{"unknown user", uuid.New()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := db.Users().UpdateUser(ctx, tt.actor, target.ID, task.UserUpdate{IsAdmin: ptr(true)})
+			wantErr(t, "UpdateUser", err, task.ErrForbidden)
+			if got, err := db.Users().FindUserByID(ctx, target.ID); err != nil || got.IsAdmin {
+				t.Fatalf("target after a refused change: %+v, %v; want not admin", got, err)
+			}
+		})
+	}
+}
+
+// TestLastActiveAdminRemains: no change may leave the service without an
+// active administrator; the refused change leaves everything as it was.
+func TestLastActiveAdminRemains(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	ctx := t.Context()
+	only := newAdmin(t, db)
+	s, _ := newSession(t, db, only.ID)
+
+	for _, upd := range []task.UserUpdate{{IsAdmin: ptr(false)}, {IsActive: ptr(false)}, {IsAdmin: ptr(false), IsActive: ptr(false)}} {
+		_, err := db.Users().UpdateUser(ctx, only.ID, only.ID, upd)
+		wantCode(t, fmt.Sprintf("UpdateUser(is_admin %v, is_active %v) of the last admin", upd.IsAdmin != nil, upd.IsActive != nil), err, task.ECONFLICT)
+	}
+	if got, err := db.Users().FindUserByID(ctx, only.ID); err != nil || !got.IsAdmin || !got.IsActive {
+		t.Fatalf("last admin after refused changes = %+v, %v; want an active admin", got, err)
+	}
+	if isRevoked(t, db, s.ID) {
+		t.Fatalf("a refused deactivation revoked the admin's session")
+	}
+
+	second := newAdmin(t, db)
+	if _, err := db.Users().UpdateUser(ctx, only.ID, second.ID, task.UserUpdate{IsActive: ptr(false)}); err != nil {
+		t.Fatalf("UpdateUser(deactivate the second admin): %v", err)
+	}
+	_, err := db.Users().UpdateUser(ctx, only.ID, only.ID, task.UserUpdate{IsAdmin: ptr(false)})
+	wantCode(t, "UpdateUser(demote the last active admin)", err, task.ECONFLICT)
+}
+
+// TestAdminsDemotingEachOther: two admins, the only ones, demote (or
+// deactivate) each other at the same moment. Exactly one change wins and
+// one admin remains, every time.
+func TestAdminsDemotingEachOther(t *testing.T) {
+	db, dsn := pgtest.Open(t)
+	ctx := t.Context()
+	conn := sqlConn(t, dsn)
+	activeAdmins := func() int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM users WHERE is_admin AND is_active`).Scan(&n); err != nil {
+			t.Fatalf("count admins: %v", err)
+		}
+		return n
+	}
+
+	for round := range 50 {
+		a, b := newAdmin(t, db), newAdmin(t, db)
+		what, upd := "demote", task.UserUpdate{IsAdmin: ptr(false)}
+		if round%2 == 1 {
+			what, upd = "deactivate", task.UserUpdate{IsActive: ptr(false)}
+		}
+		var errA, errB error
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() { <-start; _, errA = db.Users().UpdateUser(ctx, a.ID, b.ID, upd) })
+		wg.Go(func() { <-start; _, errB = db.Users().UpdateUser(ctx, b.ID, a.ID, upd) })
+		close(start)
+		wg.Wait()
+
+		failed := 0
+		for _, err := range []error{errA, errB} {
+			if err == nil {
+				continue
+			}
+			failed++
+			if code := task.ErrorCode(err); code != task.EFORBIDDEN && code != task.ECONFLICT {
+				t.Fatalf("round %d: err = %v, want permission_denied or conflict", round, err)
+			}
+		}
+		if failed != 1 {
+			t.Fatalf("round %d (%s): errors %v and %v, want exactly one to fail", round, what, errA, errB)
+		}
+		if n := activeAdmins(); n != 1 {
+			t.Fatalf("round %d (%s): %d active admins left, want 1", round, what, n)
+		}
+		// The next pair must be the only admins again.
+		execSQL(t, conn, `DELETE FROM users WHERE id IN ($1, $2)`, a.ID, b.ID)
+	}
+}
+
+// TestSetPasswordRevokesKeys: a password change revokes the user's API
+// keys unless asked not to, in the same change.
+func TestSetPasswordRevokesKeys(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	ctx := t.Context()
+	for _, revoke := range []bool{true, false} {
+		t.Run(fmt.Sprint(revoke), func(t *testing.T) {
+			u, other := newUser(t, db), newUser(t, db)
+			keys := []*task.APIKey{newKey(t, db, u.ID), newKey(t, db, u.ID)}
+			otherKey := newKey(t, db, other.ID)
+			if err := db.Users().SetPassword(ctx, u.ID, "argon2id$new", uuid.Nil, revoke); err != nil {
+				t.Fatalf("SetPassword: %v", err)
+			}
+			for i, k := range keys {
+				_, err := db.Keys().FindKeyByPrefix(ctx, k.Prefix)
+				if revoke {
+					wantErr(t, fmt.Sprintf("FindKeyByPrefix(key %d)", i), err, task.ErrNotFound)
+				} else if err != nil {
+					t.Fatalf("FindKeyByPrefix(key %d) after a change that keeps keys: %v", i, err)
+				}
+			}
+			if listed := len(listedKeys(t, db, u.ID)); revoke && listed != 0 || !revoke && listed != 2 {
+				t.Fatalf("FindKeys lists %d keys after SetPassword(revokeKeys=%v)", listed, revoke)
+			}
+			if _, err := db.Keys().FindKeyByPrefix(ctx, otherKey.Prefix); err != nil {
+				t.Fatalf("another user's key: %v", err)
+			}
+		})
 	}
 }

@@ -34,6 +34,10 @@ type Decision struct {
 	window time.Time // start of the window the request was counted in
 }
 
+// WindowStart is the start of the fixed window the decision was made in:
+// refusals with the same key and WindowStart belong to one episode.
+func (d Decision) WindowStart() time.Time { return d.window }
+
 // Limiter is one named budget: Limit requests per Window and key.
 type Limiter struct {
 	Name   string
@@ -80,7 +84,7 @@ func (l *Limiter) Peek(ctx context.Context, key string) (Decision, error) {
 		return Decision{}, err
 	}
 	rate := int(math.Round(float64(prev)*weight + float64(curr)))
-	d := Decision{Allowed: rate < l.Limit, Limit: l.Limit, Remaining: max(l.Limit-rate, 0), Reset: win.Add(l.Window).Sub(now)}
+	d := Decision{Allowed: rate < l.Limit, Limit: l.Limit, Remaining: max(l.Limit-rate, 0), Reset: win.Add(l.Window).Sub(now), window: win}
 	if !d.Allowed {
 		d.RetryAfter = l.retryAfter(now, win, curr, prev)
 	}

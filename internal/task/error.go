@@ -96,7 +96,9 @@ var (
 // Why a credential was refused. Each is invalid_token to the client, with a
 // message that tells it what to do (the contract's 401 rule).
 var (
-	ErrTokenMalformed = Errorf(EINVALIDTOKEN, "The credential is malformed: send Authorization: Bearer <access token>, Api-Key <key> or Token <key>.")
+	ErrSchemeUnknown  = Errorf(EINVALIDTOKEN, "Unsupported authorization scheme: send Authorization: Bearer <access token>, Api-Key <key> or Token <key>.")
+	ErrTokenMalformed = Errorf(EINVALIDTOKEN, "The access token is malformed: it is not a JWT.")
+	ErrKeyMalformed   = Errorf(EINVALIDTOKEN, "The API key is malformed: keys look like tm_<12 hex digits>_<43 characters>.")
 	ErrTokenExpired   = Errorf(EINVALIDTOKEN, "The access token has expired: refresh it or sign in again.")
 	ErrTokenRevoked   = Errorf(EINVALIDTOKEN, "The token has been revoked: sign in again.")
 	ErrSessionEnded   = Errorf(EINVALIDTOKEN, "The session has reached its maximum age: sign in again.")

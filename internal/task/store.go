@@ -12,6 +12,8 @@ import (
 type TaskStore interface {
 	FindTaskByID(ctx context.Context, ownerID, id uuid.UUID) (*Task, error)
 	FindTasks(ctx context.Context, f TaskFilter) (*Page[*Task], error)
+	// CreateTask stores t; ErrQuotaExceeded when the owner already holds
+	// the most tasks the store allows.
 	CreateTask(ctx context.Context, t *Task) error
 	// UpdateTask applies upd and returns the new task; ErrPrecondition when
 	// upd.IfMatch does not match the stored version.
@@ -27,16 +29,21 @@ type UserStore interface {
 	FindUsers(ctx context.Context, limit int, cursor *Cursor) (*Page[*User], error)
 	// CreateUser fails with a validation error on username when it is taken.
 	CreateUser(ctx context.Context, u *User) error
-	// UpdateUser changes the flags; deactivation revokes every session and
-	// key of the user in the same transaction.
-	UpdateUser(ctx context.Context, id uuid.UUID, upd UserUpdate) (*User, error)
-	// SetPassword stores a new hash and revokes every session but keep.
-	SetPassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID) error
+	// UpdateUser changes the flags on behalf of actorID, serialised against
+	// every other such change: ErrForbidden unless the actor is an active
+	// admin by then, a conflict if no active admin would remain.
+	// Deactivation revokes every session and key of the user in the same
+	// transaction.
+	UpdateUser(ctx context.Context, actorID, id uuid.UUID, upd UserUpdate) (*User, error)
+	// SetPassword stores a new hash and revokes every session but keep, and
+	// every API key too when revokeKeys is set.
+	SetPassword(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID, revokeKeys bool) error
 }
 
 // SessionStore persists logins and their rotating refresh tokens.
 type SessionStore interface {
-	// CreateSession records a login and its first refresh token hash.
+	// CreateSession records a login and its first refresh token hash; past
+	// MaxSessionsPerUser live sessions it revokes the user's oldest ones.
 	CreateSession(ctx context.Context, s *Session, refreshHash []byte, refreshExpires time.Time) error
 	// RotateRefreshToken consumes oldHash and records newHash in its session,
 	// atomically: of concurrent calls with one oldHash at most one succeeds.
@@ -48,8 +55,9 @@ type SessionStore interface {
 	// RevokeSessionByRefreshToken logs out the session of a current refresh
 	// token; a consumed one revokes it too but returns ErrTokenReused.
 	RevokeSessionByRefreshToken(ctx context.Context, hash []byte) (*Session, error)
-	// FindSessions returns the user's live sessions, newest first.
-	FindSessions(ctx context.Context, userID uuid.UUID) ([]*Session, error)
+	// FindSessions returns a page of the user's live sessions, newest
+	// first; the cursor's Key is created_at in RFC 3339 with nanoseconds.
+	FindSessions(ctx context.Context, userID uuid.UUID, limit int, cursor *Cursor) (*Page[*Session], error)
 	RevokeSession(ctx context.Context, userID, id uuid.UUID) error
 	// RevokeSessions revokes every live session of the user but except.
 	RevokeSessions(ctx context.Context, userID, except uuid.UUID) error
@@ -57,8 +65,12 @@ type SessionStore interface {
 
 // KeyStore persists API keys.
 type KeyStore interface {
+	// CreateKey stores k; ErrQuotaExceeded when the user already has
+	// MaxKeysPerUser live (unrevoked, unexpired) keys.
 	CreateKey(ctx context.Context, k *APIKey) error
-	FindKeys(ctx context.Context, userID uuid.UUID) ([]*APIKey, error)
+	// FindKeys returns a page of the user's unrevoked keys, newest first,
+	// paginated as FindSessions.
+	FindKeys(ctx context.Context, userID uuid.UUID, limit int, cursor *Cursor) (*Page[*APIKey], error)
 	// FindKeyByPrefix returns a live key of an active user, or ErrNotFound.
 	FindKeyByPrefix(ctx context.Context, prefix string) (*APIKey, error)
 	TouchKey(ctx context.Context, id uuid.UUID) error
@@ -68,7 +80,9 @@ type KeyStore interface {
 // Revocations answers whether a session has been revoked, without a
 // database round trip in the common case.
 type Revocations interface {
-	IsRevoked(ctx context.Context, sessionID uuid.UUID) (bool, error)
+	// IsRevoked reports whether the session of a token issued at issuedAt
+	// was revoked.
+	IsRevoked(ctx context.Context, sessionID uuid.UUID, issuedAt time.Time) (bool, error)
 }
 
 // Per-user quotas of stored credentials. A key over the quota is refused;
