@@ -44,6 +44,17 @@ type readiness struct {
 	keep time.Duration
 }
 
+// forget drops a remembered success: a request just found a dependency
+// down, so the next probe must not report the last good answer. A
+// remembered failure stays, so probes during an outage still share a ping.
+func (r *readiness) forget() {
+	r.mu.Lock()
+	if r.err == nil {
+		r.at = time.Time{}
+	}
+	r.mu.Unlock()
+}
+
 func (r *readiness) check(ctx context.Context, ping func(context.Context) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

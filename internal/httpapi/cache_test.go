@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func TestMissCache(t *testing.T) {
+func TestRecentSet(t *testing.T) {
 	c := newRecentSet(2, 50*time.Millisecond)
 	c.add("a")
 	if !c.has("a") || c.has("b") {
@@ -43,5 +43,29 @@ func TestReadinessIsShared(t *testing.T) {
 	_ = r.check(context.Background(), ping)
 	if calls != 2 {
 		t.Fatalf("after the window: %d checks, want 2", calls)
+	}
+}
+
+// TestReadinessForgetsASuccessWhenARequestFails: a probe right after a
+// request met a dead database must not report the last success.
+func TestReadinessForgetsASuccessWhenARequestFails(t *testing.T) {
+	var pingErr error
+	ping := func(context.Context) error { return pingErr }
+	r := readiness{keep: time.Hour}
+	if err := r.check(context.Background(), ping); err != nil {
+		t.Fatalf("check = %v, want ready", err)
+	}
+	pingErr = errors.New("down")
+	if err := r.check(context.Background(), ping); err != nil {
+		t.Fatalf("within the window: check = %v, want the remembered success", err)
+	}
+	r.forget()
+	if err := r.check(context.Background(), ping); !errors.Is(err, pingErr) {
+		t.Fatalf("after forget: check = %v, want the ping's error", err)
+	}
+	pingErr = nil
+	r.forget() // a remembered failure stays: probes during an outage share a ping
+	if err := r.check(context.Background(), ping); err == nil {
+		t.Fatal("forget dropped a remembered failure")
 	}
 }

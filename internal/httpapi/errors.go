@@ -67,6 +67,7 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.ErrorContext(r.Context(), "request failed", "request_id", ri.id, "err", err.Error())
 	case task.EUNAVAILABLE:
 		s.log.WarnContext(r.Context(), "dependency unavailable", "request_id", ri.id, "err", err.Error())
+		s.ready.forget()
 	}
 	status := statusByCode[code]
 	switch status {
