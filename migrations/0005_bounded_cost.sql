@@ -16,9 +16,10 @@ CREATE INDEX tasks_owner_search_idx ON tasks
 -- Task quota: counting a user's tasks on every insert would cost a scan of
 -- up to MAX_TASKS_PER_USER index entries. The count is kept on the user row
 -- instead, by statement triggers rather than by the store's statements, so
--- that every path that adds or removes tasks (bulk loads and repairs in SQL
--- included) keeps it exact. CreateTask locks the user row before checking
--- it, which also serialises a user's concurrent inserts.
+-- that inserts and deletes from any path (bulk loads and repairs in SQL
+-- included) keep it exact; moving a task to another owner or TRUNCATE
+-- would not, and nothing does either. CreateTask locks the user row before
+-- checking it, which also serialises a user's concurrent inserts.
 ALTER TABLE users ADD COLUMN task_count bigint NOT NULL DEFAULT 0;
 
 -- +goose StatementBegin
@@ -50,6 +51,10 @@ CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks
 UPDATE users u SET task_count = c.n
 FROM (SELECT owner_id, count(*) AS n FROM tasks GROUP BY owner_id) c
 WHERE u.id = c.owner_id;
+
+-- Every key expires now (API_KEY_DEFAULT_TTL, 90 days): keys minted before
+-- this migration get the default from today rather than living for ever.
+UPDATE api_keys SET expires_at = now() + interval '90 days' WHERE expires_at IS NULL AND revoked_at IS NULL;
 
 -- Keyset pages of a user's live keys and sessions, newest first.
 CREATE INDEX api_keys_user_live_idx ON api_keys (user_id, created_at, id) WHERE revoked_at IS NULL;

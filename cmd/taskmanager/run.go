@@ -54,8 +54,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "createuser":
 		return createUser(ctx, rest, getenv, stdin, stdout, stderr)
 	case "check":
-		if _, err := loadConfig(getenv, "serve", stderr); err != nil {
+		cfg, err := loadConfig(getenv, "serve", stderr)
+		if err != nil {
 			return err
+		}
+		// Warnings do not stop serve, which logs them; check shows them too.
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(stderr, "taskmanager: configuration warning:", w)
 		}
 		fmt.Fprintln(stdout, "configuration OK")
 		return nil
@@ -71,8 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 }
 
-// loadConfig reads the configuration and prints each problem, and each
-// warning, on its own line of stderr. Warnings do not stop the command.
+// loadConfig reads the configuration and prints each problem on its own
+// line of stderr.
 func loadConfig(getenv func(string) string, need string, stderr io.Writer) (*config.Config, error) {
 	cfg, err := config.Load(getenv, need)
 	var problems config.Problems
@@ -82,13 +87,7 @@ func loadConfig(getenv func(string) string, need string, stderr io.Writer) (*con
 		}
 		return nil, fmt.Errorf("refusing to %s: %d configuration problem(s)", need, len(problems))
 	}
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range cfg.Warnings {
-		fmt.Fprintln(stderr, "taskmanager: configuration warning:", w)
-	}
-	return cfg, nil
+	return cfg, err
 }
 
 // newLogger writes JSON lines to stdout and, when LOG_FILE is set, to that
@@ -119,7 +118,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	defer closeLog()
 
 	for _, w := range cfg.Warnings {
-		log.Warn("configuration: " + w)
+		log.Warn("risky configuration", "warning", w)
 	}
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
 		TokenTTL:        cfg.AccessTokenTTL + auth.Leeway,

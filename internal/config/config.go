@@ -61,7 +61,8 @@ type Config struct {
 	RateUser          Rate
 	RateAnonSustained *Rate // optional second, longer window
 	RateUserSustained *Rate
-	RateLogin         Rate // per IP on /api/token/, and failed password checks per (username, IP)
+	RateLogin         Rate // every request to /api/token/, per IP
+	RateLoginFailures Rate // failed password checks per (username, IP or IPv6 /64)
 	RateLoginUsername Rate // failed password checks per username from any IP; slows only addresses that failed
 	RateRegister      Rate
 	RateToken         Rate // refresh, verify, blacklist, per IP
@@ -133,7 +134,7 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 		ListenAddr:          r.str("LISTEN_ADDR", ":8000"),
 		PublicURL:           r.publicURL("PUBLIC_URL"),
 		DatabaseURL:         r.str("DATABASE_URL", ""),
-		DBQueryTimeout:      r.duration("DB_QUERY_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
+		DBQueryTimeout:      r.duration("DB_QUERY_TIMEOUT", 2*time.Second, 10*time.Millisecond, 20*time.Second), // under the 30 s write timeout
 		RedisURL:            r.str("REDIS_URL", ""),
 		RedisKeyPrefix:      r.str("REDIS_KEY_PREFIX", "taskmanager:ratelimit:"),
 		JWTIssuer:           r.str("JWT_ISSUER", "taskmanager"),
@@ -158,6 +159,7 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 		RateAnonSustained:   r.optionalRate("RATE_LIMIT_ANON_SUSTAINED"),
 		RateUserSustained:   r.optionalRate("RATE_LIMIT_USER_SUSTAINED"),
 		RateLogin:           r.rate("RATE_LIMIT_LOGIN", Rate{10, time.Minute}),
+		RateLoginFailures:   r.rate("RATE_LIMIT_LOGIN_FAILURES", Rate{10, time.Minute}),
 		RateLoginUsername:   r.rate("RATE_LIMIT_LOGIN_USERNAME", Rate{100, time.Hour}),
 		RateRegister:        r.rate("RATE_LIMIT_REGISTER", Rate{5, time.Minute}),
 		RateToken:           r.rate("RATE_LIMIT_TOKEN", Rate{30, time.Minute}),
@@ -240,6 +242,10 @@ func (c *Config) checkServe(r *reader) {
 		r.problem(fmt.Sprintf("API_KEY_DEFAULT_TTL (%s) must not exceed API_KEY_MAX_TTL (%s)", short(c.APIKeyDefaultTTL), short(c.APIKeyMaxTTL)))
 	}
 	if !c.Production() {
+		// (Production demands an https PUBLIC_URL anyway.)
+		if c.SecureSSLRedirect && c.PublicURL != nil && c.PublicURL.Scheme != "https" {
+			r.problem("PUBLIC_URL must be https:// when SECURE_SSL_REDIRECT=true: the redirect would point at plain HTTP again")
+		}
 		return
 	}
 	if c.CORSAllowAllOrigins {
@@ -292,20 +298,20 @@ func (c *Config) warnings(getenv func(string) string) []string {
 	return out
 }
 
-// postgresInClear reports whether dsn, in URL or keyword form, connects
-// without TLS to a host other than this machine. As libpq and pgx do,
-// PGSSLMODE and PGHOST fill in what dsn leaves out.
+// postgresInClear reports whether dsn, a postgres:// URL (Load refuses
+// anything else), connects without TLS to a host other than this machine.
+// As libpq and pgx do, PGSSLMODE and PGHOST fill in what dsn leaves out.
 func postgresInClear(dsn string, getenv func(string) string) bool {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return false
+	}
 	settings := map[string]string{}
-	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		if u.Host != "" {
-			settings["host"] = u.Host
-		}
-		for k, v := range u.Query() {
-			settings[k] = v[len(v)-1]
-		}
-	} else {
-		settings = keywordSettings(dsn)
+	if u.Host != "" {
+		settings["host"] = u.Host
+	}
+	for k, v := range u.Query() {
+		settings[k] = v[len(v)-1]
 	}
 	mode, ok := settings["sslmode"]
 	if !ok {
@@ -330,40 +336,6 @@ func postgresInClear(dsn string, getenv func(string) string) bool {
 		}
 	}
 	return false
-}
-
-// keywordSettings parses libpq's "host=db sslmode='disable'" form.
-func keywordSettings(dsn string) map[string]string {
-	out := map[string]string{}
-	s := dsn
-	for {
-		s = strings.TrimLeft(s, " \t\n\r")
-		key, rest, ok := strings.Cut(s, "=")
-		if !ok {
-			return out
-		}
-		key = strings.TrimSpace(key)
-		rest = strings.TrimLeft(rest, " \t\n\r")
-		var val strings.Builder
-		if strings.HasPrefix(rest, "'") {
-			i := 1
-			for ; i < len(rest) && rest[i] != '\''; i++ {
-				if rest[i] == '\\' && i+1 < len(rest) {
-					i++
-				}
-				val.WriteByte(rest[i])
-			}
-			s = rest[min(i+1, len(rest)):]
-		} else {
-			end := strings.IndexAny(rest, " \t\n\r")
-			if end < 0 {
-				end = len(rest)
-			}
-			val.WriteString(rest[:end])
-			s = rest[end:]
-		}
-		out[key] = val.String()
-	}
 }
 
 // loopback reports whether host names this machine. An empty host is

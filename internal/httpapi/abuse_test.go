@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,8 +26,11 @@ func (e *testEnv) loginAs(username, password, ip string) *resp {
 // and address, so an attacker spending an address's budget on a user keeps
 // only that address out.
 func TestFailedLoginsDoNotLockOutOtherAddresses(t *testing.T) {
-	e := newEnv(t, nil)
+	// The address's budget for all logins is out of the way: what refuses
+	// is the count of its failures for this username.
+	e := newEnv(t, map[string]string{"RATE_LIMIT_LOGIN": "100/minute"})
 	u := e.newUser()
+	other := e.newUser()
 	freshWindow(t)
 	for range 10 {
 		e.loginAs(strings.ToUpper(u.username)+" ", "Wrong-password-123", "10.66.0.1").
@@ -34,9 +38,10 @@ func TestFailedLoginsDoNotLockOutOtherAddresses(t *testing.T) {
 	}
 	r := e.loginAs(u.username, u.password, "10.66.0.1")
 	r.errorCode(http.StatusTooManyRequests, "throttled")
-	if p := r.Header().Get("RateLimit-Policy"); !strings.HasPrefix(p, `"login";q=10`) && !strings.HasPrefix(p, `"login_failures";q=10`) {
-		t.Errorf("RateLimit-Policy = %q, want a per-address login budget", p)
+	if p := r.Header().Get("RateLimit-Policy"); !strings.HasPrefix(p, `"login_failures";q=10`) {
+		t.Errorf("RateLimit-Policy = %q, want the failures of this username from this address", p)
 	}
+	e.loginAs(other.username, other.password, "10.66.0.1").status(http.StatusOK) // other users of the address are not held up
 	if r.Header().Get("Retry-After") == "" {
 		t.Error("a 429 must say when to retry")
 	}
@@ -65,6 +70,25 @@ func TestUsernameCapSlowsOnlyFailingAddresses(t *testing.T) {
 		t.Errorf("RateLimit-Policy = %q, want the username cap", p)
 	}
 	e.loginAs(u.username, u.password, "10.67.0.99").status(http.StatusOK)
+}
+
+// TestOnlyWrongPasswordsCount: an attempt that ends any other way (here
+// the client hangs up during the check) is given back, so it cannot turn a
+// clean address into one the username cap slows.
+func TestOnlyWrongPasswordsCount(t *testing.T) {
+	e := newEnv(t, map[string]string{"RATE_LIMIT_LOGIN_USERNAME": "2/hour"})
+	u := e.newUser()
+	for i := range 2 {
+		e.loginAs(u.username, "Wrong-password-123", fmt.Sprintf("10.74.0.%d", i+1)).status(http.StatusUnauthorized)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	hr := httptest.NewRequestWithContext(ctx, "POST", "/api/token/",
+		strings.NewReader(fmt.Sprintf(`{"username": %q, "password": %q}`, u.username, u.password)))
+	hr.Header.Set("Content-Type", "application/json")
+	hr.RemoteAddr = "10.74.0.99:40000"
+	e.srv.ServeHTTP(httptest.NewRecorder(), hr)
+	e.loginAs(u.username, u.password, "10.74.0.99").status(http.StatusOK)
 }
 
 // TestWrongCurrentPasswordCountsAsFailedLogin: a stolen access token cannot
@@ -262,34 +286,70 @@ func (c *countingKeys) FindKeyByPrefix(ctx context.Context, prefix string) (*tas
 	return c.KeyStore.FindKeyByPrefix(ctx, prefix)
 }
 
-// TestMadeUpKeysStopReachingTheDatabase: once an address has spent its
-// anonymous budget on bad credentials, its made-up keys cost no query; a
-// key that worked lately from there still does.
+// TestMadeUpKeysStopReachingTheDatabase: every made-up key is counted
+// against its address's anonymous budget before it is looked up, on every
+// route and however many race, so once that is spent it costs no query; a
+// key that worked lately from there still gets in.
 func TestMadeUpKeysStopReachingTheDatabase(t *testing.T) {
 	keys := &countingKeys{}
 	e := newEnv(t, nil, func(d *Deps) { keys.KeyStore = d.Keys; d.Keys = keys })
 	u := e.newUser()
 	good := e.newKey(u)
 	freshWindow(t)
-	const ip = "10.69.0.1"
-	e.do(req{method: "GET", path: "/api/tasks/", ip: ip, auth: "Api-Key " + good}).status(http.StatusOK)
-	keys.lookups.Store(0)
-	var refused int
-	for i := range 150 {
-		r := e.do(req{method: "GET", path: "/api/tasks/", ip: ip, auth: fmt.Sprintf("Api-Key tm_%012x_%s", i, strings.Repeat("z", 43))})
-		if r.Code == http.StatusTooManyRequests {
-			refused++
-		} else {
-			r.errorCode(http.StatusUnauthorized, "invalid_token")
+	madeUp := func(i int) string { return fmt.Sprintf("Api-Key tm_%012x_%s", i, strings.Repeat("z", 43)) }
+
+	t.Run("one at a time", func(t *testing.T) {
+		const ip = "10.69.0.1"
+		e.do(req{method: "GET", path: "/api/tasks/", ip: ip, auth: "Api-Key " + good}).status(http.StatusOK)
+		keys.lookups.Store(0)
+		var refused int
+		for i := range 150 {
+			r := e.do(req{method: "GET", path: "/api/tasks/", ip: ip, auth: madeUp(i)})
+			if r.Code == http.StatusTooManyRequests {
+				refused++
+			} else {
+				r.errorCode(http.StatusUnauthorized, "invalid_token")
+			}
 		}
-	}
-	if n := keys.lookups.Load(); n > 50 {
-		t.Errorf("150 made-up keys from one address made %d lookups, want at most the anonymous budget of 50", n)
-	}
-	if refused < 100 {
-		t.Errorf("%d of 150 made-up keys were throttled, want at least 100", refused)
-	}
-	e.do(req{method: "GET", path: "/api/tasks/", ip: ip, auth: "Api-Key " + good}).status(http.StatusOK)
+		if n := keys.lookups.Load(); n > 50 {
+			t.Errorf("150 made-up keys from one address made %d lookups, want at most the anonymous budget of 50", n)
+		}
+		if refused != 100 {
+			t.Errorf("%d of 150 made-up keys were throttled, want 100 (a valid key costs the anonymous budget nothing)", refused)
+		}
+		e.do(req{method: "GET", path: "/api/tasks/", ip: ip, auth: "Api-Key " + good}).status(http.StatusOK)
+		// The public prefix of a working key with a made-up secret is no way around it.
+		forged := "Api-Key " + good[:len(good)-43] + strings.Repeat("y", 43)
+		keys.lookups.Store(0)
+		e.do(req{method: "GET", path: "/api/tasks/", ip: ip, auth: forged}).errorCode(http.StatusTooManyRequests, "throttled")
+		if n := keys.lookups.Load(); n != 0 {
+			t.Errorf("a known prefix with a wrong secret made %d lookups after the budget was spent, want 0", n)
+		}
+	})
+	t.Run("on a route with its own budget", func(t *testing.T) {
+		keys.lookups.Store(0)
+		for i := range 80 {
+			e.do(req{method: "POST", path: "/api/token/verify/", ip: "10.69.0.2", auth: madeUp(1000 + i), body: map[string]string{"token": "x"}})
+		}
+		if n := keys.lookups.Load(); n > 50 {
+			t.Errorf("80 made-up keys to /api/token/verify/ made %d lookups, want at most 50", n)
+		}
+	})
+	t.Run("racing", func(t *testing.T) {
+		keys.lookups.Store(0)
+		var wg sync.WaitGroup
+		for i := range 120 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.do(req{method: "GET", path: "/api/tasks/", ip: "10.69.0.3", auth: madeUp(2000 + i)})
+			}()
+		}
+		wg.Wait()
+		if n := keys.lookups.Load(); n > 50 {
+			t.Errorf("120 racing made-up keys made %d lookups, want at most 50", n)
+		}
+	})
 }
 
 func TestUnknownPathsAndMethodsAreThrottled(t *testing.T) {

@@ -163,13 +163,14 @@ func (s *Server) issuePair(userID, sessionID uuid.UUID, authTime time.Time) (acc
 
 // login checks a username and password. Unknown users, wrong passwords and
 // inactive users get the same error after the same hashing work.
-func (s *Server) login(r *http.Request, username, password string) (*task.User, error) {
+func (s *Server) login(r *http.Request, username, password string) (u *task.User, err error) {
 	ctx := r.Context()
 	att, err := s.beginAttempt(r, username)
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.deps.Users.FindUserByUsername(ctx, username)
+	defer func() { att.end(err) }()
+	u, err = s.deps.Users.FindUserByUsername(ctx, username)
 	if err != nil && task.ErrorCode(err) != task.ENOTFOUND {
 		return nil, err
 	}
@@ -182,31 +183,28 @@ func (s *Server) login(r *http.Request, username, password string) (*task.User, 
 		return nil, err
 	}
 	if !ok || !u.IsActive {
-		att.failed(ctx)
 		s.securityEvent(r, "login_failed")
 		return nil, task.ErrBadCredentials
 	}
-	att.succeeded(ctx)
 	return u, nil
 }
 
 // checkCurrentPassword asks a signed-in user for their password again (to
 // mint a key, to change it). A wrong one counts as a failed login.
-func (s *Server) checkCurrentPassword(r *http.Request, u *task.User, password string) error {
+func (s *Server) checkCurrentPassword(r *http.Request, u *task.User, password string) (err error) {
 	att, err := s.beginAttempt(r, u.Username)
 	if err != nil {
 		return err
 	}
+	defer func() { att.end(err) }()
 	ok, err := s.verifyPassword(r.Context(), u.PasswordHash, password)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		att.failed(r.Context())
 		s.securityEvent(r, "current_password_failed")
 		return task.ErrWrongPassword
 	}
-	att.succeeded(r.Context())
 	return nil
 }
 
@@ -215,9 +213,10 @@ func (s *Server) checkCurrentPassword(r *http.Request, u *task.User, password st
 // cannot lock a user out of every other; a wider cap per username slows
 // only the addresses that have failed for that username. The attempt is
 // counted before the password is checked, so racing guesses cannot slip
-// past the budget, and refunded when it succeeds.
+// past the budget, and given back unless the password was wrong.
 type attempt struct {
 	s        *Server
+	ctx      context.Context
 	username string
 	pair     string
 	taken    ratelimit.Decision
@@ -230,7 +229,8 @@ func normalUsername(u string) string { return strings.ToLower(strings.TrimSpace(
 func (s *Server) beginAttempt(r *http.Request, username string) (*attempt, error) {
 	ctx := r.Context()
 	t := s.throttle
-	a := &attempt{s: s, username: normalUsername(username)}
+	// The accounting must finish even if the client hangs up mid-check.
+	a := &attempt{s: s, ctx: context.WithoutCancel(ctx), username: normalUsername(username)}
 	a.pair = a.username + "|" + bucketIP(info(ctx).clientIP)
 	before, err := t.loginPair.Peek(ctx, a.pair)
 	if err != nil {
@@ -242,29 +242,32 @@ func (s *Server) beginAttempt(r *http.Request, username string) (*attempt, error
 			return nil, err
 		}
 		if !wide.Allowed {
-			s.throttled(r, t.loginUsername, a.username, wide)
-			return nil, &refusal{t.loginUsername, wide}
+			sp := refused(t.loginUsername, a.username, wide)
+			s.throttled(r, sp)
+			return nil, refusal{sp}
 		}
 	}
 	if a.taken, err = t.loginPair.Take(ctx, a.pair); err != nil {
 		return nil, err
 	}
 	if !a.taken.Allowed {
-		s.throttled(r, t.loginPair, a.pair, a.taken)
-		return nil, &refusal{t.loginPair, a.taken}
+		sp := refused(t.loginPair, a.pair, a.taken)
+		s.throttled(r, sp)
+		return nil, refusal{sp}
 	}
 	return a, nil
 }
 
-// failed counts the failure against the username's wide cap too. A store
-// failure here must not turn a wrong password into a 500.
-func (a *attempt) failed(ctx context.Context) {
-	_, _ = a.s.throttle.loginUsername.Take(ctx, a.username)
-}
-
-// succeeded gives the attempt back: only failures use the budget up.
-func (a *attempt) succeeded(ctx context.Context) {
-	_ = a.s.throttle.loginPair.Refund(ctx, a.pair, a.taken)
+// end settles the attempt by the outcome of the check: a wrong password
+// also counts against the username's wide cap; anything else (success, a
+// busy hasher, a database error) is given back, so only failures use the
+// budget up. A store failure here must not change the answer.
+func (a *attempt) end(err error) {
+	if task.ErrorCode(err) == task.EAUTHFAILED {
+		_, _ = a.s.throttle.loginUsername.Take(a.ctx, a.username)
+		return
+	}
+	_ = a.s.throttle.loginPair.Refund(a.ctx, a.pair, a.taken)
 }
 
 func truncate(s string, n int) string {

@@ -6,32 +6,41 @@ import (
 	"time"
 )
 
-// recentSet is a bounded set of recently seen strings that forgets each after ttl.
-type recentSet struct {
+// recent is a bounded map of recently seen keys that forgets each after ttl.
+type recent[V any] struct {
 	mu    sync.Mutex
 	max   int
 	ttl   time.Duration
-	items map[string]time.Time
+	items map[string]recentItem[V]
 }
 
-func newRecentSet(max int, ttl time.Duration) *recentSet {
-	return &recentSet{max: max, ttl: ttl, items: make(map[string]time.Time)}
+type recentItem[V any] struct {
+	v     V
+	until time.Time
 }
 
-func (c *recentSet) has(k string) bool {
+func newRecent[V any](max int, ttl time.Duration) *recent[V] {
+	return &recent[V]{max: max, ttl: ttl, items: make(map[string]recentItem[V])}
+}
+
+func (c *recent[V]) get(k string) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	until, ok := c.items[k]
-	return ok && time.Now().Before(until)
+	it, ok := c.items[k]
+	if !ok || !time.Now().Before(it.until) {
+		var zero V
+		return zero, false
+	}
+	return it.v, true
 }
 
-func (c *recentSet) add(k string) {
+func (c *recent[V]) put(k string, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.items) >= c.max {
 		clear(c.items) // crude, but bounded: a full cache only costs queries
 	}
-	c.items[k] = time.Now().Add(c.ttl)
+	c.items[k] = recentItem[V]{v: v, until: time.Now().Add(c.ttl)}
 }
 
 // readiness remembers the database's last answer for a moment, so a flood

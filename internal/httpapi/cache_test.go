@@ -7,19 +7,22 @@ import (
 	"time"
 )
 
-func TestRecentSet(t *testing.T) {
-	c := newRecentSet(2, 50*time.Millisecond)
-	c.add("a")
-	if !c.has("a") || c.has("b") {
-		t.Fatal("the cache must hold exactly what was added")
+func TestRecent(t *testing.T) {
+	c := newRecent[int](2, 50*time.Millisecond)
+	c.put("a", 1)
+	if v, ok := c.get("a"); !ok || v != 1 {
+		t.Fatalf("get(a) = %d, %v; want 1, true", v, ok)
+	}
+	if _, ok := c.get("b"); ok {
+		t.Fatal("the cache must hold exactly what was put")
 	}
 	time.Sleep(60 * time.Millisecond)
-	if c.has("a") {
+	if _, ok := c.get("a"); ok {
 		t.Fatal("an entry outlived its ttl")
 	}
-	c.add("a")
-	c.add("b")
-	c.add("c") // full: starts over rather than growing
+	c.put("a", 1)
+	c.put("b", 2)
+	c.put("c", 3) // full: starts over rather than growing
 	if len(c.items) > 2 {
 		t.Fatalf("cache holds %d entries, want at most 2", len(c.items))
 	}

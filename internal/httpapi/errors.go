@@ -79,7 +79,7 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		w.Header().Set("WWW-Authenticate", v)
 	case http.StatusTooManyRequests:
-		var rf *refusal
+		var rf refusal
 		if errors.As(err, &rf) {
 			rf.headers(w)
 		}

@@ -32,6 +32,9 @@ type reqInfo struct {
 	userID   string
 	scheme   string
 	authErr  error // why a presented credential was refused; nil if none was
+	// anonSpent is the anonymous budget, when checking the credential
+	// already counted the request against it.
+	anonSpent *spent
 }
 
 type reqInfoKey struct{}
@@ -168,11 +171,15 @@ func (s *Server) hostAllowed(host string) bool {
 }
 
 // absoluteURL is the URL clients should use for path and query: on
-// PUBLIC_URL when it is set, else on the (allowed) Host of the request.
-func (s *Server) absoluteURL(r *http.Request, path, rawQuery string) string {
-	u := url.URL{Scheme: "http", Host: r.Host, Path: path, RawQuery: rawQuery}
-	if info(r.Context()).secure {
-		u.Scheme = "https"
+// PUBLIC_URL when it is set, else on the (allowed) Host of the request,
+// with scheme (empty: the scheme the request came in with).
+func (s *Server) absoluteURL(r *http.Request, scheme, path, rawQuery string) string {
+	u := url.URL{Scheme: scheme, Host: r.Host, Path: path, RawQuery: rawQuery}
+	if u.Scheme == "" {
+		u.Scheme = "http"
+		if info(r.Context()).secure {
+			u.Scheme = "https"
+		}
 	}
 	if p := s.cfg.PublicURL; p != nil {
 		u.Scheme, u.Host = p.Scheme, p.Host
@@ -192,11 +199,7 @@ func (s *Server) redirectToHTTPS(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		target := s.absoluteURL(r, r.URL.Path, r.URL.RawQuery)
-		if s.cfg.PublicURL == nil {
-			target = "https" + strings.TrimPrefix(target, "http")
-		}
-		w.Header().Set("Location", target)
+		w.Header().Set("Location", s.absoluteURL(r, "https", r.URL.Path, r.URL.RawQuery))
 		w.WriteHeader(http.StatusPermanentRedirect)
 	})
 }
@@ -231,10 +234,6 @@ func (s *Server) noStore(next http.Handler) http.Handler {
 	})
 }
 
-// errTwoCredentials: with two Authorization headers, which one counts
-// depends on who reads them (a proxy, chi, us); refuse rather than guess.
-var errTwoCredentials = task.Errorf(task.EBADREQUEST, "Send one Authorization header, not several.")
-
 // authenticate identifies the caller from the Authorization header. A bad
 // credential leaves the request anonymous (for throttling) and marked with
 // the reason, so a protected route answers invalid_token and says why; it
@@ -247,12 +246,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ri := info(r.Context())
 		if len(values) > 1 {
-			ri.authErr = errTwoCredentials
-			next.ServeHTTP(w, r)
+			s.error(w, r, task.ErrTwoCredentials)
 			return
 		}
+		ri := info(r.Context())
 		id, err := s.identify(r.Context(), ri, values[0])
 		switch {
 		case err == nil:
@@ -340,30 +338,33 @@ func (s *Server) checkAccess(ctx context.Context, raw string) (*auth.Token, erro
 }
 
 // identifyKey looks an API key up. Made-up keys are the cheap way to make
-// us query the database, so a prefix that missed is remembered, and once
-// the client's anonymous budget is spent a key this instance has not seen
-// work lately is refused without a lookup: the request is then anonymous,
-// and the throttle answers 429 as it would for any anonymous request.
+// us query the database, so a prefix that missed is remembered, and a key
+// this instance has not seen work lately is counted against the client's
+// anonymous budget before it is looked up: once that is spent, the lookup
+// is skipped and the throttle answers 429 (the request was counted once,
+// here). A key that turns out valid is given back its anonymous count and
+// counted as usual, against its owner's budget.
 func (s *Server) identifyKey(ctx context.Context, ri *reqInfo, key string) (*task.Identity, error) {
 	prefix, ok := auth.ParseAPIKey(key)
 	if !ok {
 		return nil, task.ErrKeyMalformed
 	}
-	if s.unknownKeys.has(prefix) {
+	if _, missed := s.unknownKeys.get(prefix); missed {
 		return nil, task.ErrKeyInvalid
 	}
-	if !s.knownKeys.has(prefix) {
-		fits, err := s.throttle.anon.fits(ctx, bucketIP(ri.clientIP))
+	if hash, known := s.knownKeys.get(prefix); !known || !auth.MatchAPIKey(key, hash) {
+		sp, err := s.throttle.anon.take(ctx, bucketIP(ri.clientIP))
 		if err != nil {
 			return nil, err
 		}
-		if !fits {
+		ri.anonSpent = &sp
+		if sp.over != nil {
 			return nil, task.ErrKeyInvalid
 		}
 	}
 	k, err := s.deps.Keys.FindKeyByPrefix(ctx, prefix)
 	if task.ErrorCode(err) == task.ENOTFOUND {
-		s.unknownKeys.add(prefix)
+		s.unknownKeys.put(prefix, struct{}{})
 		return nil, task.ErrKeyInvalid
 	}
 	if err != nil {
@@ -372,7 +373,11 @@ func (s *Server) identifyKey(ctx context.Context, ri *reqInfo, key string) (*tas
 	if !auth.MatchAPIKey(key, k.Hash) {
 		return nil, task.ErrKeyInvalid
 	}
-	s.knownKeys.add(prefix)
+	if ri.anonSpent != nil {
+		s.throttle.anon.refund(ctx, ri.anonSpent)
+		ri.anonSpent = nil
+	}
+	s.knownKeys.put(prefix, k.Hash)
 	if err := s.deps.Keys.TouchKey(ctx, k.ID); err != nil {
 		return nil, err
 	}

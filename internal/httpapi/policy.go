@@ -44,10 +44,6 @@ func (s *Server) enforce(p policy) func(http.Handler) http.Handler {
 }
 
 func (s *Server) authorize(r *http.Request, p policy) error {
-	authErr := authError(r.Context())
-	if task.ErrorCode(authErr) == task.EBADREQUEST {
-		return authErr // an ambiguous request is refused on every route
-	}
 	if p.anonymous {
 		return nil
 	}
@@ -56,8 +52,8 @@ func (s *Server) authorize(r *http.Request, p policy) error {
 	}
 	id := task.IdentityFromContext(r.Context())
 	if id == nil {
-		if authErr != nil {
-			return authErr
+		if err := authError(r.Context()); err != nil {
+			return err
 		}
 		return task.ErrNotAuthenticated
 	}

@@ -47,10 +47,10 @@ type Server struct {
 	// a flood of made-up keys does not become a flood of queries. A miss
 	// stays a miss: prefixes are random and a revoked or expired key never
 	// comes back.
-	unknownKeys *recentSet
-	// knownKeys remembers prefixes of keys that worked lately, so their
-	// owners still get in while their address's anonymous budget is spent.
-	knownKeys *recentSet
+	unknownKeys *recent[struct{}]
+	// knownKeys remembers the hashes of keys that worked lately, by prefix:
+	// checking one costs the client's anonymous budget nothing.
+	knownKeys *recent[[]byte]
 	ready     readiness
 }
 
@@ -77,8 +77,8 @@ func NewServer(cfg *config.Config, log *slog.Logger, deps Deps) *Server {
 		policies: map[string]policy{},
 		now:      time.Now,
 
-		unknownKeys: newRecentSet(10000, time.Minute),
-		knownKeys:   newRecentSet(10000, time.Minute),
+		unknownKeys: newRecent[struct{}](10000, time.Minute),
+		knownKeys:   newRecent[[]byte](10000, time.Minute),
 		ready:       readiness{keep: 500 * time.Millisecond},
 	}
 	s.routes()

@@ -201,7 +201,7 @@ func (s *Server) pageLink(r *http.Request, c *task.Cursor) *string {
 	raw, _ := json.Marshal(c)
 	q := r.URL.Query()
 	q.Set("cursor", base64.RawURLEncoding.EncodeToString(raw))
-	link := s.absoluteURL(r, r.URL.Path, q.Encode())
+	link := s.absoluteURL(r, "", r.URL.Path, q.Encode())
 	return &link
 }
 

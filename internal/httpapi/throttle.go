@@ -52,7 +52,7 @@ func newThrottle(cfg *config.Config, store func(window time.Duration) ratelimit.
 		anon:          withSustained("anon", cfg.RateAnon, cfg.RateAnonSustained),
 		user:          withSustained("user", cfg.RateUser, cfg.RateUserSustained),
 		login:         limiter("login", cfg.RateLogin),
-		loginPair:     limiter("login_failures", cfg.RateLogin),
+		loginPair:     limiter("login_failures", cfg.RateLoginFailures),
 		loginUsername: limiter("login_username", cfg.RateLoginUsername),
 		register:      limiter("register", cfg.RateRegister),
 		tokens:        limiter("token", cfg.RateToken),
@@ -68,14 +68,21 @@ func (t *throttle) middleware(s *Server) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b, key := t.pick(r)
-			limited, d, err := b.take(w, r, key)
-			if err != nil {
-				s.error(w, r, err)
-				return
+			sp := info(r.Context()).anonSpent
+			if sp == nil || (sp.over == nil && !b.is(t.anon)) {
+				// Not counted yet, or counted against the anonymous budget
+				// for a credential that turned out to be good.
+				got, err := b.take(r.Context(), key)
+				if err != nil {
+					s.error(w, r, err)
+					return
+				}
+				sp = &got
 			}
-			if limited != nil {
-				s.throttled(r, limited, key, d)
-				s.error(w, r, errThrottled)
+			sp.headers(w)
+			if sp.over != nil {
+				s.throttled(r, sp)
+				s.error(w, r, task.ErrThrottled)
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -107,66 +114,85 @@ func (t *throttle) pick(r *http.Request) (budget, string) {
 	return t.anon, ip
 }
 
+// is reports whether b and o are the same budget.
+func (b budget) is(o budget) bool { return len(b) > 0 && len(o) > 0 && b[0] == o[0] }
+
+// spent is one request counted against a budget: the limit it is over (nil
+// when it fits), the tightest decision, and what the rate-limit headers say.
+type spent struct {
+	key              string
+	over             *ratelimit.Limiter
+	tight            ratelimit.Decision
+	taken            []ratelimit.Decision // per limit, in order, as far as counting went
+	policies, states []string
+}
+
 // take counts one request for key against each limit of the budget, in
-// order, and sets the rate-limit headers: the X-RateLimit set for the
-// tightest limit, the IETF draft-10 fields for all of them. It returns the
-// limit the request is over, or nil. (A request refused by a later limit
-// stays counted by the earlier ones, as with DRF's throttle classes.)
-func (b budget) take(w http.ResponseWriter, r *http.Request, key string) (*ratelimit.Limiter, ratelimit.Decision, error) {
-	var policies, states []string
-	var tight ratelimit.Decision
-	var over *ratelimit.Limiter
+// order: the X-RateLimit set describes the tightest limit, the IETF
+// draft-10 fields all of them. (A request refused by a later limit stays
+// counted by the earlier ones, as with DRF's throttle classes.)
+func (b budget) take(ctx context.Context, key string) (spent, error) {
+	sp := spent{key: key}
 	for i, lim := range b {
-		d, err := lim.Take(r.Context(), key)
+		d, err := lim.Take(ctx, key)
 		if err != nil {
-			return nil, d, err
+			return sp, err
 		}
-		policies = append(policies, policyField(lim))
-		states = append(states, stateField(lim, d))
-		if i == 0 || d.Remaining < tight.Remaining {
-			tight = d
+		sp.taken = append(sp.taken, d)
+		sp.policies = append(sp.policies, policyField(lim))
+		sp.states = append(sp.states, stateField(lim, d))
+		if i == 0 || d.Remaining < sp.tight.Remaining {
+			sp.tight = d
 		}
 		if !d.Allowed {
-			tight, over = d, lim
+			sp.tight, sp.over = d, lim
 			break
 		}
 	}
-	setRateHeaders(w, tight, policies, states)
-	return over, tight, nil
+	return sp, nil
 }
 
-// fits reports whether one more request for key fits every limit of the
-// budget, without counting it.
-func (b budget) fits(ctx context.Context, key string) (bool, error) {
-	for _, lim := range b {
-		d, err := lim.Peek(ctx, key)
-		if err != nil || !d.Allowed {
-			return false, err
-		}
+// refund gives back a request take counted, as far as it counted it.
+func (b budget) refund(ctx context.Context, sp *spent) {
+	for i, d := range sp.taken {
+		_ = b[i].Refund(ctx, sp.key, d) // a store failure costs the client one request, no more
 	}
-	return true, nil
 }
 
-var errThrottled = task.Errorf(task.ETHROTTLED, "Request was throttled.")
-
-// refusal is a 429 decided inside a handler (the failed-login budgets): the
-// error writer sends its rate-limit headers, so handlers never write them.
-type refusal struct {
-	lim *ratelimit.Limiter
-	d   ratelimit.Decision
+// refused is a refusal by one limit, decided outside the middleware (the
+// failed-login budgets).
+func refused(lim *ratelimit.Limiter, key string, d ratelimit.Decision) *spent {
+	return &spent{key: key, over: lim, tight: d, policies: []string{policyField(lim)}, states: []string{stateField(lim, d)}}
 }
 
-func (e *refusal) Error() string { return "httpapi: over the " + e.lim.Name + " budget" }
-func (e *refusal) Unwrap() error { return errThrottled }
-func (e *refusal) headers(w http.ResponseWriter) {
-	setRateHeaders(w, e.d, []string{policyField(e.lim)}, []string{stateField(e.lim, e.d)})
+// headers sends the X-RateLimit set for the tightest decision, the
+// draft-10 fields, and Retry-After when the request was refused. This is
+// the one place that writes rate-limit headers.
+func (sp *spent) headers(w http.ResponseWriter) {
+	d := sp.tight
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(d.Reset).Unix(), 10))
+	h.Set("RateLimit-Policy", strings.Join(sp.policies, ", "))
+	h.Set("RateLimit", strings.Join(sp.states, ", "))
+	if !d.Allowed {
+		h.Set("Retry-After", strconv.Itoa(max(seconds(d.RetryAfter), 1)))
+	}
 }
+
+// refusal is a 429 decided inside a handler: the error writer sends its
+// rate-limit headers, so handlers never write them.
+type refusal struct{ *spent }
+
+func (e refusal) Error() string { return "httpapi: over the " + e.over.Name + " budget" }
+func (e refusal) Unwrap() error { return task.ErrThrottled }
 
 // throttled logs the security event of a refusal once per client, budget
 // and window: a flood of 429s is one episode, not a flood of log lines.
-func (s *Server) throttled(r *http.Request, lim *ratelimit.Limiter, key string, d ratelimit.Decision) {
-	if s.throttle.events.first(lim.Name+"|"+key, d.WindowStart()) {
-		s.securityEvent(r, "throttled", "policy", lim.Name)
+func (s *Server) throttled(r *http.Request, sp *spent) {
+	if s.throttle.events.first(sp.over.Name+"|"+sp.key, sp.tight.WindowStart()) {
+		s.securityEvent(r, "throttled", "policy", sp.over.Name)
 	}
 }
 
@@ -189,20 +215,6 @@ func (e *episodes) first(key string, window time.Time) bool {
 	}
 	e.seen[key] = window
 	return true
-}
-
-// setRateHeaders sends the X-RateLimit set for d, the draft-10 fields,
-// and Retry-After when d refused the request.
-func setRateHeaders(w http.ResponseWriter, d ratelimit.Decision, policies, states []string) {
-	h := w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(d.Reset).Unix(), 10))
-	h.Set("RateLimit-Policy", strings.Join(policies, ", "))
-	h.Set("RateLimit", strings.Join(states, ", "))
-	if !d.Allowed {
-		h.Set("Retry-After", strconv.Itoa(max(seconds(d.RetryAfter), 1)))
-	}
 }
 
 // policyField and stateField are one item of RateLimit-Policy and RateLimit.

@@ -33,9 +33,9 @@ type DB struct {
 	revocations  *Revocations
 	keyTouched   sync.Map // API key id -> when this instance last recorded its use
 	maxTasks     int
-	keep         time.Duration
 	queryTimeout time.Duration
-	searches     turns // owner id -> the owner's search in progress
+	searches     turns         // owner id -> the owner's search in progress
+	searchSlots  chan struct{} // one per search running, at most half the pool
 }
 
 // Options tune Open.
@@ -78,7 +78,8 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if opt.TokenTTL <= 0 {
 		opt.TokenTTL = time.Hour
 	}
-	db := &DB{pool: pool, maxTasks: max(opt.MaxTasksPerUser, 0), keep: opt.TokenTTL, queryTimeout: opt.QueryTimeout}
+	db := &DB{pool: pool, maxTasks: max(opt.MaxTasksPerUser, 0), queryTimeout: opt.QueryTimeout,
+		searchSlots: make(chan struct{}, max(cfg.MaxConns/2, 1))}
 	db.revocations = &Revocations{
 		pool:    pool,
 		connCfg: cfg.ConnConfig.Copy(),
@@ -99,18 +100,25 @@ func (db *DB) Revocations() *Revocations { return db.revocations }
 // instance answering from memory knows only the revocations its listener
 // loaded from these rows.
 func (db *DB) Purge(ctx context.Context) (int64, error) {
-	keepRows := max(48*time.Hour, 2*db.keep)
-	tag, err := db.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at < now() - make_interval(secs => $1)
-		OR revoked_at < now() - make_interval(secs => $1)`, keepRows.Seconds())
-	if err != nil {
-		return 0, translate(err, "purge sessions")
-	}
-	n := tag.RowsAffected()
-	tag, err = db.pool.Exec(ctx, `DELETE FROM refresh_tokens WHERE expires_at < now()`)
-	if err != nil {
-		return n, translate(err, "purge refresh tokens")
-	}
-	return n + tag.RowsAffected(), nil
+	keepRows := max(48*time.Hour, 2*db.revocations.keep)
+	var n int64
+	err := db.tx(ctx, "purge", func(tx pgx.Tx) error {
+		// A backlog (after an outage, a mass revocation) may take longer
+		// than a request's time budget; the purge is not a request.
+		if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_at < now() - make_interval(secs => $1)
+			OR revoked_at < now() - make_interval(secs => $1)`, keepRows.Seconds())
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE expires_at < now()`)
+		n += tag.RowsAffected()
+		return err
+	})
+	return n, err
 }
 
 // Close closes every connection.

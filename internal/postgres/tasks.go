@@ -71,15 +71,10 @@ func (s *TaskStore) FindTasks(ctx context.Context, f task.TaskFilter) (*task.Pag
 	if f.Search == "" {
 		items, err = s.list(ctx, q, from, "", f.Limit+1)
 	} else {
-		// A search costs up to its time budget, a page of the list a
-		// fraction of a millisecond: one owner's searches run one at a
-		// time, so however many they send at once they hold one connection
-		// and one CPU, and the pool stays free for everyone else.
-		var leave func()
-		if leave, err = s.db.searches.enter(ctx, f.OwnerID, s.db.queryTimeout); err == nil {
+		err = s.db.searching(ctx, f.OwnerID, func() error {
 			items, err = s.search(ctx, q, from, "%"+escapeLike(f.Search)+"%", f.Limit+1)
-			leave()
-		}
+			return err
+		})
 	}
 	if err != nil {
 		return nil, translate(err, "find tasks")
@@ -373,6 +368,32 @@ func (s *TaskStore) missOrMismatch(ctx context.Context, ownerID, id uuid.UUID, i
 	return task.ErrPrecondition
 }
 
+// searching runs fn, a search by owner, when it may. A search costs up to
+// its time budget, a page of the list a fraction of a millisecond: one
+// owner's searches run one at a time, so however many one user sends at
+// once they hold one connection, and all owners' searches together hold at
+// most half the pool, so plain requests always find a connection. Waiting
+// for either lasts at most the time budget; then the search is unavailable.
+func (db *DB) searching(ctx context.Context, owner uuid.UUID, fn func() error) error {
+	if db.queryTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, db.queryTimeout)
+		defer cancel()
+	}
+	leave, err := db.searches.enter(ctx, owner)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	select {
+	case db.searchSlots <- struct{}{}:
+		defer func() { <-db.searchSlots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return fn()
+}
+
 // turns lets each key through one at a time.
 type turns struct {
 	mu   sync.Mutex
@@ -384,9 +405,9 @@ type turn struct {
 	waiting int           // callers holding or waiting for the turn
 }
 
-// enter waits for key's turn, for at most wait when wait is positive, and
-// returns the function that ends it.
-func (ts *turns) enter(ctx context.Context, key uuid.UUID, wait time.Duration) (leave func(), err error) {
+// enter waits for key's turn, as long as ctx lets it, and returns the
+// function that ends it.
+func (ts *turns) enter(ctx context.Context, key uuid.UUID) (leave func(), err error) {
 	ts.mu.Lock()
 	if ts.keys == nil {
 		ts.keys = make(map[uuid.UUID]*turn)
@@ -406,11 +427,6 @@ func (ts *turns) enter(ctx context.Context, key uuid.UUID, wait time.Duration) (
 		ts.mu.Unlock()
 	}
 
-	if wait > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait)
-		defer cancel()
-	}
 	select {
 	case t.held <- struct{}{}:
 		return func() { <-t.held; done() }, nil

@@ -91,6 +91,10 @@ var (
 	ErrUnavailable      = Errorf(EUNAVAILABLE, "Service temporarily unavailable.") // the contract: 503 bodies say only this
 	ErrPrecondition     = Errorf(EPRECONDITION, "The resource has changed since it was read.")
 	ErrQuotaExceeded    = Errorf(EQUOTA, "You have reached the limit of stored objects of this kind; delete some first.")
+	ErrThrottled        = Errorf(ETHROTTLED, "Request was throttled.")
+	// ErrTwoCredentials: with two Authorization headers, which one counts
+	// depends on who reads them (a proxy, a framework, us); refuse to guess.
+	ErrTwoCredentials = Errorf(EBADREQUEST, "Send one Authorization header, not several.")
 )
 
 // Why a credential was refused. Each is invalid_token to the client, with a
@@ -98,7 +102,7 @@ var (
 var (
 	ErrSchemeUnknown  = Errorf(EINVALIDTOKEN, "Unsupported authorization scheme: send Authorization: Bearer <access token>, Api-Key <key> or Token <key>.")
 	ErrTokenMalformed = Errorf(EINVALIDTOKEN, "The access token is malformed: it is not a JWT.")
-	ErrKeyMalformed   = Errorf(EINVALIDTOKEN, "The API key is malformed: keys look like tm_<12 hex digits>_<43 characters>.")
+	ErrKeyMalformed   = Errorf(EINVALIDTOKEN, "The API key is malformed: send it exactly as POST /api/keys/ returned it.")
 	ErrTokenExpired   = Errorf(EINVALIDTOKEN, "The access token has expired: refresh it or sign in again.")
 	ErrTokenRevoked   = Errorf(EINVALIDTOKEN, "The token has been revoked: sign in again.")
 	ErrSessionEnded   = Errorf(EINVALIDTOKEN, "The session has reached its maximum age: sign in again.")
