@@ -35,12 +35,8 @@ func (s *Server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	u, err := s.deps.Users.FindUserByID(r.Context(), id.UserID)
+	u, err := s.reauthenticate(r, *req.CurrentPassword)
 	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := s.checkCurrentPassword(r, u, *req.CurrentPassword); err != nil {
 		s.error(w, r, err)
 		return
 	}

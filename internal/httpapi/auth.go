@@ -189,23 +189,28 @@ func (s *Server) login(r *http.Request, username, password string) (u *task.User
 	return u, nil
 }
 
-// checkCurrentPassword asks a signed-in user for their password again (to
-// mint a key, to change it). A wrong one counts as a failed login.
-func (s *Server) checkCurrentPassword(r *http.Request, u *task.User, password string) (err error) {
+// reauthenticate asks the signed-in caller for their password again (to
+// mint a key, to change it) and returns their account. A wrong one counts
+// as a failed login.
+func (s *Server) reauthenticate(r *http.Request, password string) (u *task.User, err error) {
+	u, err = s.deps.Users.FindUserByID(r.Context(), task.IdentityFromContext(r.Context()).UserID)
+	if err != nil {
+		return nil, err
+	}
 	att, err := s.beginAttempt(r, u.Username)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { att.end(err) }()
 	ok, err := s.verifyPassword(r.Context(), u.PasswordHash, password)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !ok {
 		s.securityEvent(r, "current_password_failed")
-		return task.ErrWrongPassword
+		return nil, task.ErrWrongPassword
 	}
-	return nil
+	return u, nil
 }
 
 // attempt is one password check, counted against the failed-login budgets.

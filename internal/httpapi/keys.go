@@ -63,13 +63,8 @@ func (s *Server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	id := task.IdentityFromContext(r.Context())
-	u, err := s.deps.Users.FindUserByID(r.Context(), id.UserID)
+	u, err := s.reauthenticate(r, *req.CurrentPassword)
 	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := s.checkCurrentPassword(r, u, *req.CurrentPassword); err != nil {
 		s.error(w, r, err)
 		return
 	}
