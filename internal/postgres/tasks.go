@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/acme/taskmanager/internal/task"
 )
@@ -67,25 +69,54 @@ func (s *TaskStore) FindTasks(ctx context.Context, f task.TaskFilter) (*task.Pag
 	}
 
 	var items []*task.Task
+	var resume *task.Task
 	var err error
 	if f.Search == "" {
-		items, err = s.list(ctx, q, from, "", f.Limit+1)
+		items, err = s.list(ctx, s.db.pool, q, from, "", f.Limit+1)
 	} else {
 		err = s.db.searching(ctx, f.OwnerID, func() error {
-			items, err = s.search(ctx, q, from, "%"+escapeLike(f.Search)+"%", f.Limit+1)
+			items, resume, err = s.search(ctx, q, from, "%"+escapeLike(f.Search)+"%", f.Limit+1)
 			return err
 		})
 	}
 	if err != nil {
 		return nil, translate(err, "find tasks")
 	}
-	return paginate(items, f.Limit, f.Cursor, f.Ordering, func(t *task.Task) task.Cursor {
+	at := func(t *task.Task) task.Cursor {
 		key := t.CreatedAt.UTC().Format(time.RFC3339Nano)
 		if q.col == "title" {
 			key = t.Title
 		}
 		return task.Cursor{Ordering: f.Ordering, Key: key, ID: t.ID}
-	}), nil
+	}
+	page := paginate(items, f.Limit, f.Cursor, f.Ordering, at)
+	if resume != nil {
+		resumeAt(page, f.Cursor, at(resume))
+	}
+	return page, nil
+}
+
+// resumeAt marks a search page that stopped short, at the last row it
+// walked: the link onwards continues from there, so the page may hold
+// fewer items than asked for and still have one. An empty page links back
+// to where it came from.
+func resumeAt(p *task.Page[*task.Task], cur *task.Cursor, at task.Cursor) {
+	backward := cur != nil && cur.Backward
+	at.Backward = backward
+	if backward {
+		p.Previous = &at
+	} else {
+		p.Next = &at
+	}
+	if len(p.Items) == 0 && cur != nil {
+		back := *cur
+		back.Backward = !backward
+		if backward {
+			p.Next = &back
+		} else {
+			p.Previous = &back
+		}
+	}
 }
 
 // listQuery selects an owner's tasks in one ordering, (col, id) in
@@ -140,7 +171,7 @@ func (q *listQuery) order() string {
 // list returns the first n rows past from in order; with a pattern, only
 // rows whose title or description matches it (ILIKE), and then the planner
 // chooses between the ordering's btree and the trigram index.
-func (s *TaskStore) list(ctx context.Context, q listQuery, from *position, pattern string, n int) ([]*task.Task, error) {
+func (s *TaskStore) list(ctx context.Context, db querier, q listQuery, from *position, pattern string, n int) ([]*task.Task, error) {
 	var a sqlArgs
 	var match string
 	if pattern != "" {
@@ -155,11 +186,16 @@ func (s *TaskStore) list(ctx context.Context, q listQuery, from *position, patte
 		// one could settle on a generic plan, the same for every pattern.
 		args = append([]any{pgx.QueryExecModeExec}, args...)
 	}
-	rows, err := s.db.pool.Query(ctx, sql, args...)
+	rows, err := db.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*task.Task, error) { return scanTask(r) })
+}
+
+// querier is the pool, or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
 // Search strategy. Walking the list in order costs about 3 µs a row
@@ -167,13 +203,20 @@ func (s *TaskStore) list(ctx context.Context, q listQuery, from *position, patte
 // trigram index costs about eight times that (a random heap read and the
 // recheck), as measured with BenchmarkSearchMillion's data.
 const (
-	searchFirstWindowPerRow = 50     // rows walked first, per row of the page
-	searchIndexCost         = 8      // one match through the trigram index, in rows walked
-	searchMaxWalk           = 20_000 // rows walked at most before the index answers the rest
+	searchFirstWindowPerRow = 50    // rows walked first, per row of the page
+	searchIndexCost         = 8     // one match through the trigram index, in rows walked
+	searchMaxWalk           = 8_000 // rows walked at most before the index answers the rest
+	// searchStatementBudget bounds each statement of one search page. A
+	// page that runs out of it stops short and says where to resume, so
+	// no text, however unhelpful to the index, costs more than a few of
+	// these: a text with no trigram, or with trigrams in every row but
+	// the text in none, would otherwise read every one of the owner's rows.
+	searchStatementBudget = 50 * time.Millisecond
 )
 
 // search returns the first n tasks past from whose title or description
-// matches pattern (ILIKE), in order.
+// matches pattern (ILIKE), in order; resume is set when the page stopped
+// short at its time budget, to the last row it walked.
 //
 // The planner cannot choose well between walking the list in order until
 // n rows match (cheap for a common pattern) and collecting every match
@@ -189,24 +232,50 @@ const (
 // once that is less than the next window: walking never costs more than
 // about what the index would have, and a page of a common pattern never
 // touches the index.
-func (s *TaskStore) search(ctx context.Context, q listQuery, from *position, pattern string, n int) ([]*task.Task, error) {
-	var items []*task.Task
+func (s *TaskStore) search(ctx context.Context, q listQuery, from *position, pattern string, n int) (items []*task.Task, resume *task.Task, err error) {
+	tx, err := s.db.pool.Begin(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Nothing is written: rolling back also ends a transaction a statement
+	// over its budget aborted.
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	budget := searchStatementBudget
+	if s.db.queryTimeout > 0 {
+		budget = min(budget, s.db.queryTimeout)
+	}
+	if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, strconv.FormatInt(budget.Milliseconds(), 10)); err != nil {
+		return nil, nil, err
+	}
+	// stopped reports a statement cut by the budget after some progress:
+	// the page ends there, with what it found.
+	stopped := func(err error, walkedTo *task.Task) bool {
+		var pgErr *pgconn.PgError
+		return walkedTo != nil && ctx.Err() == nil && errors.As(err, &pgErr) && pgErr.Code == "57014"
+	}
 	window, walked := searchFirstWindowPerRow*n, 0
+	var walkedTo *task.Task
 	for {
-		hits, last, owned, err := s.window(ctx, q, from, pattern, window, n-len(items))
+		hits, last, owned, err := s.window(ctx, tx, q, from, pattern, window, n-len(items))
+		if stopped(err, walkedTo) {
+			return items, walkedTo, nil
+		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		items = append(items, hits...)
 		walked += window
 		if len(items) >= n || last == nil {
-			return items, nil
+			return items, nil, nil
 		}
-		from = q.positionOf(last)
+		walkedTo, from = last, q.positionOf(last)
 		density := (float64(len(items)) + 0.5) / float64(walked)
 		if searchIndexCost*density*float64(owned) <= float64(walked) || walked >= searchMaxWalk {
-			rest, err := s.list(ctx, q, from, pattern, n-len(items))
-			return append(items, rest...), err
+			rest, err := s.list(ctx, tx, q, from, pattern, n-len(items))
+			if stopped(err, walkedTo) {
+				return items, walkedTo, nil
+			}
+			return append(items, rest...), nil, err
 		}
 		window = min(walked, searchMaxWalk-walked)
 	}
@@ -216,7 +285,7 @@ func (s *TaskStore) search(ctx context.Context, q listQuery, from *position, pat
 // first n of them that match pattern; last is the window's last row when
 // the window was full (nil when the list ended within it), and owned the
 // owner's task count.
-func (s *TaskStore) window(ctx context.Context, q listQuery, from *position, pattern string, size, n int) (hits []*task.Task, last *task.Task, owned int64, err error) {
+func (s *TaskStore) window(ctx context.Context, db querier, q listQuery, from *position, pattern string, size, n int) (hits []*task.Task, last *task.Task, owned int64, err error) {
 	var a sqlArgs
 	p, owner, sz := a.add(pattern), a.add(q.owner), a.add(size)
 	sql := fmt.Sprintf(`SELECT %s, hit, pos, (SELECT task_count FROM users WHERE id = %s) FROM (
@@ -224,7 +293,7 @@ func (s *TaskStore) window(ctx context.Context, q listQuery, from *position, pat
 			FROM tasks WHERE %s ORDER BY %s LIMIT %s) w
 		WHERE hit OR pos = %s ORDER BY %s LIMIT %s`,
 		taskColumns, owner, taskColumns, p, p, q.order(), q.where(&a, from, ""), q.order(), sz, sz, q.order(), a.add(n+1))
-	rows, err := s.db.pool.Query(ctx, sql, a...)
+	rows, err := db.Query(ctx, sql, a...)
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -701,3 +701,43 @@ func TestTaskQuota(t *testing.T) {
 		}
 	})
 }
+
+// TestSearchStopsShortAtItsBudget: a text that every row's trigrams admit
+// but whose check is slow (long descriptions) makes a page stop at its
+// statement budget with what it walked so far and a link onwards, instead
+// of reading every row; a page that cannot get anywhere is unavailable.
+func TestSearchStopsShortAtItsBudget(t *testing.T) {
+	db, dsn := pgtest.Open(t)
+	owner := newUser(t, db)
+	conn := sqlConn(t, dsn)
+	// The newest 1,100 tasks are quick to check; the 2,000 before them hold
+	// the text's trigrams in 10,000 characters, but never the text.
+	execSQL(t, conn, `INSERT INTO tasks (owner_id, title, description, created_at, updated_at)
+		SELECT $1, 'Long note', 'aab ' || repeat('a', 9990), now() - (2000 + g) * interval '1 second', now()
+		FROM generate_series(1, 2000) g`, owner.ID)
+	execSQL(t, conn, `INSERT INTO tasks (owner_id, title, description, created_at, updated_at)
+		SELECT $1, 'Short note', 'x', now() - g * interval '1 second', now() FROM generate_series(1, 1100) g`, owner.ID)
+	execSQL(t, conn, `ANALYZE tasks`)
+
+	f := task.TaskFilter{OwnerID: owner.ID, Search: strings.Repeat("a", 150) + "b", Ordering: task.OrderCreatedDesc, Limit: 20}
+	start := time.Now()
+	p, err := db.Tasks().FindTasks(t.Context(), f)
+	if err != nil {
+		t.Fatalf("FindTasks: %v", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the page took %v, want it cut at its budget", took)
+	}
+	if len(p.Items) != 0 || p.Next == nil || p.Previous != nil {
+		t.Fatalf("page = %d items, next %v, previous %v; want none, a link onwards, no way back", len(p.Items), p.Next, p.Previous)
+	}
+	f.Cursor = p.Next
+	start = time.Now()
+	_, err = db.Tasks().FindTasks(t.Context(), f)
+	if task.ErrorCode(err) != task.EUNAVAILABLE {
+		t.Fatalf("a page that walks nothing within its budget: err = %v, want unavailable", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the refusal took %v, want it at the budget", took)
+	}
+}
