@@ -79,6 +79,7 @@ bin/taskmanager migrate >&2
 start_server "$TMP_DIR" \
 	RATE_LIMIT_USER=1000000/second \
 	RATE_LIMIT_ANON=1000000/second \
+	MAX_TASKS_PER_USER=10000000 \
 	LOG_LEVEL=warn
 
 # --- fixtures -------------------------------------------------------------------------
