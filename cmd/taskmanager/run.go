@@ -148,9 +148,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		// The contract's 16 KiB for the whole request head: net/http allows
-		// MaxHeaderBytes plus 4096 bytes of bufio slack before its 431.
-		MaxHeaderBytes: 16<<10 - 4096,
+		// The handler counts the contract's 16 KiB exactly; net/http refuses
+		// what is far beyond it without reading it all.
+		MaxHeaderBytes: httpapi.MaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		TLSConfig:      &tls.Config{MinVersion: tls.VersionTLS12},
 	}

@@ -17,7 +17,7 @@ import (
 // database ping between callers.
 func (s *Server) routes() {
 	r := s.router
-	r.Use(middleware.StripSlashes, s.requestID, s.accessLog, s.recoverer, s.securityHeaders,
+	r.Use(s.limitHeaders, middleware.StripSlashes, s.requestID, s.accessLog, s.recoverer, s.securityHeaders,
 		s.checkHost, s.redirectToHTTPS, s.cors(), middleware.GetHead)
 	throttled := func(h http.Handler) http.Handler { return s.authenticate(s.throttle.middleware(s)(h)) }
 	r.NotFound(throttled(s.noStore(http.HandlerFunc(s.handleNotFound))).ServeHTTP)
