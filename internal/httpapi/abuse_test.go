@@ -446,3 +446,29 @@ func TestSessionMaxAge(t *testing.T) {
 	e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": tok.Refresh}}).
 		errorCode(http.StatusUnauthorized, "invalid_token")
 }
+
+// TestRefusedKeyRequestsChangeNothing: a key's last use moves only with a
+// request it was allowed to make.
+func TestRefusedKeyRequestsChangeNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	key := "Api-Key " + e.newKey(u, "tasks:read")
+	lastUsed := func() *time.Time {
+		t.Helper()
+		page := decodeAs[pageJSON[keyJSON]](e.do(req{method: "GET", path: "/api/keys/", auth: u.bearer()}).status(http.StatusOK))
+		if len(page.Results) != 1 {
+			t.Fatalf("%d keys listed, want 1", len(page.Results))
+		}
+		return page.Results[0].LastUsedAt
+	}
+	e.do(req{method: "POST", path: "/api/tasks/", auth: key, body: map[string]any{"title": "Not with this key"}}).
+		errorCode(http.StatusForbidden, "permission_denied")
+	e.do(req{method: "GET", path: "/api/me/", auth: key}).errorCode(http.StatusForbidden, "permission_denied")
+	if got := lastUsed(); got != nil {
+		t.Fatalf("refused requests set last_used_at to %v", got)
+	}
+	e.do(req{method: "GET", path: "/api/tasks/", auth: key}).status(http.StatusOK)
+	if got := lastUsed(); got == nil {
+		t.Fatal("an allowed request left last_used_at unset")
+	}
+}

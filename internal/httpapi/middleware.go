@@ -404,8 +404,5 @@ func (s *Server) identifyKey(ctx context.Context, ri *reqInfo, key string) (*tas
 		ri.anonSpent = nil
 	}
 	s.knownKeys.put(prefix, k.Hash)
-	if err := s.deps.Keys.TouchKey(ctx, k.ID); err != nil {
-		return nil, err
-	}
-	return &task.Identity{UserID: k.UserID, Scheme: task.SchemeAPIKey, Scopes: k.Scopes}, nil
+	return &task.Identity{UserID: k.UserID, Scheme: task.SchemeAPIKey, Scopes: k.Scopes, KeyID: k.ID}, nil
 }

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/google/uuid"
+
 	"github.com/acme/taskmanager/internal/task"
 )
 
@@ -37,6 +39,14 @@ func (s *Server) enforce(p policy) func(http.Handler) http.Handler {
 				}
 				s.error(w, r, err)
 				return
+			}
+			// A key is marked used only by a request it was allowed to
+			// make: a refused one changes nothing stored.
+			if id := task.IdentityFromContext(r.Context()); id != nil && id.KeyID != uuid.Nil {
+				if err := s.deps.Keys.TouchKey(r.Context(), id.KeyID); err != nil {
+					s.error(w, r, err)
+					return
+				}
 			}
 			next.ServeHTTP(w, r)
 		})

@@ -18,7 +18,8 @@ type Identity struct {
 	UserID    uuid.UUID
 	SessionID uuid.UUID // zero for API keys
 	Scheme    string
-	Scopes    []string // nil means every scope (a user's own token)
+	Scopes    []string  // nil means every scope (a user's own token)
+	KeyID     uuid.UUID // the API key used; zero for tokens
 }
 
 // HasScope reports whether the identity may act within scope.
