@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -27,7 +26,7 @@ type throttle struct {
 	loginPair                 *ratelimit.Limiter // failed password checks per (username, IP)
 	loginUsername             *ratelimit.Limiter // failed password checks per username, from any IP
 	register, tokens, keyMint *ratelimit.Limiter
-	events                    *episodes
+	events                    *recent[time.Time] // client and budget -> the window of its last logged refusal
 }
 
 // budget is a short burst limit, optionally backed by a long sustained
@@ -57,7 +56,7 @@ func newThrottle(cfg *config.Config, store func(window time.Duration) ratelimit.
 		register:      limiter("register", cfg.RateRegister),
 		tokens:        limiter("token", cfg.RateToken),
 		keyMint:       limiter("key_create", cfg.RateKeyCreate),
-		events:        &episodes{seen: map[string]time.Time{}},
+		events:        newRecent[time.Time](10000, 24*time.Hour), // a day outlasts any budget's window
 	}
 }
 
@@ -191,30 +190,12 @@ func (e refusal) Unwrap() error { return task.ErrThrottled }
 // throttled logs the security event of a refusal once per client, budget
 // and window: a flood of 429s is one episode, not a flood of log lines.
 func (s *Server) throttled(r *http.Request, sp *spent) {
-	if s.throttle.events.first(sp.over.Name+"|"+sp.key, sp.tight.WindowStart()) {
-		s.securityEvent(r, "throttled", "policy", sp.over.Name)
+	key, window := sp.over.Name+"|"+sp.key, sp.tight.WindowStart()
+	if logged, ok := s.throttle.events.get(key); ok && logged.Equal(window) {
+		return
 	}
-}
-
-// episodes remembers, per client and budget, the window of the last
-// logged refusal. It is bounded: when full it forgets everything, which
-// costs at most one extra line per client.
-type episodes struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-func (e *episodes) first(key string, window time.Time) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if last, ok := e.seen[key]; ok && last.Equal(window) {
-		return false
-	}
-	if len(e.seen) >= 10000 {
-		clear(e.seen)
-	}
-	e.seen[key] = window
-	return true
+	s.throttle.events.put(key, window)
+	s.securityEvent(r, "throttled", "policy", sp.over.Name)
 }
 
 // policyField and stateField are one item of RateLimit-Policy and RateLimit.
