@@ -72,6 +72,9 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusByCode[code]
 	switch status {
 	case http.StatusUnauthorized:
+		// The access log says why, whichever check refused: a credential in
+		// the header, none at all, a password or a refresh token in the body.
+		ri.authErr = err
 		v := `Bearer realm="api"`
 		if code == task.EINVALIDTOKEN {
 			// RFC 6750 3: our messages use only the characters it allows.

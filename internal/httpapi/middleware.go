@@ -31,7 +31,7 @@ type reqInfo struct {
 	secure   bool
 	userID   string
 	scheme   string
-	authErr  error // why a presented credential was refused; nil if none was
+	authErr  error // why a presented credential was refused, or why the answer is 401; nil if neither
 	// anonSpent is the anonymous budget, when checking the credential
 	// already counted the request against it.
 	anonSpent *spent
@@ -119,8 +119,10 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			slog.String("auth", ri.scheme),
 		}
 		if ri.authErr != nil {
-			// Why a credential was refused: the same sentence the client got.
-			attrs = append(attrs, slog.String("auth_error", task.ErrorMessage(ri.authErr)))
+			// Why a credential was refused: the sentence the client got, and
+			// a word to count by. Never the credential itself.
+			attrs = append(attrs, slog.String("auth_error", task.ErrorMessage(ri.authErr)),
+				slog.String("auth_reason", task.ErrorReason(ri.authErr)))
 		}
 		s.log.LogAttrs(r.Context(), levelFor(status), "request", attrs...)
 	})

@@ -31,11 +31,14 @@ const (
 )
 
 // Error is a failure a client may see. Message is a sentence safe to send;
-// Fields carries per-field messages on validation errors.
+// Fields carries per-field messages on validation errors. Reason, on a
+// refused credential, is a short word for the log ("expired", "revoked"):
+// the message is for people, the reason for counting and alerting.
 type Error struct {
 	Code    string
 	Message string
 	Fields  map[string][]string
+	Reason  string
 }
 
 func (e *Error) Error() string {
@@ -71,6 +74,22 @@ func ErrorMessage(err error) string {
 	return "Internal server error."
 }
 
+// ErrorReason returns why a credential was refused, or "" when err is not
+// such a refusal.
+func ErrorReason(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}
+
+// refusal is a 401's error: its code, the reason the log names and the
+// sentence the client reads.
+func refusal(code, reason, message string) *Error {
+	return &Error{Code: code, Message: message, Reason: reason}
+}
+
 // ErrorFields returns the per-field messages of a validation error, or nil.
 func ErrorFields(err error) map[string][]string {
 	var e *Error
@@ -83,10 +102,10 @@ func ErrorFields(err error) map[string][]string {
 // Common errors with fixed wording, so equal situations read the same.
 var (
 	ErrNotFound         = Errorf(ENOTFOUND, "Not found.")
-	ErrNotAuthenticated = Errorf(EUNAUTHORIZED, "Authentication credentials were not provided.")
-	ErrInvalidToken     = Errorf(EINVALIDTOKEN, "Given token not valid.")
-	ErrBadCredentials   = Errorf(EAUTHFAILED, "No active account found with the given credentials.")
-	ErrWrongPassword    = Errorf(EAUTHFAILED, "Your current password was entered incorrectly.")
+	ErrNotAuthenticated = refusal(EUNAUTHORIZED, "missing", "Authentication credentials were not provided.")
+	ErrInvalidToken     = refusal(EINVALIDTOKEN, "invalid", "Given token not valid.")
+	ErrBadCredentials   = refusal(EAUTHFAILED, "bad_credentials", "No active account found with the given credentials.")
+	ErrWrongPassword    = refusal(EAUTHFAILED, "wrong_password", "Your current password was entered incorrectly.")
 	ErrForbidden        = Errorf(EFORBIDDEN, "You do not have permission to perform this action.")
 	ErrUnavailable      = Errorf(EUNAVAILABLE, "Service temporarily unavailable.") // the contract: 503 bodies say only this
 	ErrPrecondition     = Errorf(EPRECONDITION, "The resource has changed since it was read.")
@@ -100,13 +119,13 @@ var (
 // Why a credential was refused. Each is invalid_token to the client, with a
 // message that tells it what to do (the contract's 401 rule).
 var (
-	ErrSchemeUnknown  = Errorf(EINVALIDTOKEN, "Unsupported authorization scheme: send Authorization: Bearer <access token>, Api-Key <key> or Token <key>.")
-	ErrTokenMalformed = Errorf(EINVALIDTOKEN, "The access token is malformed: it is not a JWT.")
-	ErrKeyMalformed   = Errorf(EINVALIDTOKEN, "The API key is malformed: send it exactly as POST /api/keys/ returned it.")
-	ErrTokenExpired   = Errorf(EINVALIDTOKEN, "The access token has expired: refresh it or sign in again.")
-	ErrTokenRevoked   = Errorf(EINVALIDTOKEN, "The token has been revoked: sign in again.")
-	ErrSessionEnded   = Errorf(EINVALIDTOKEN, "The session has reached its maximum age: sign in again.")
-	ErrKeyInvalid     = Errorf(EINVALIDTOKEN, "The API key is not valid: it does not exist, was revoked or has expired.")
-	ErrJWTWrongScheme = Errorf(EINVALIDTOKEN, "This is a JWT access token: send it as Authorization: Bearer <token>.")
-	ErrKeyWrongScheme = Errorf(EINVALIDTOKEN, "This is an API key: send it as Authorization: Api-Key <key> or Token <key>.")
+	ErrSchemeUnknown  = refusal(EINVALIDTOKEN, "unknown_scheme", "Unsupported authorization scheme: send Authorization: Bearer <access token>, Api-Key <key> or Token <key>.")
+	ErrTokenMalformed = refusal(EINVALIDTOKEN, "malformed_token", "The access token is malformed: it is not a JWT.")
+	ErrKeyMalformed   = refusal(EINVALIDTOKEN, "malformed_key", "The API key is malformed: send it exactly as POST /api/keys/ returned it.")
+	ErrTokenExpired   = refusal(EINVALIDTOKEN, "expired", "The access token has expired: refresh it or sign in again.")
+	ErrTokenRevoked   = refusal(EINVALIDTOKEN, "revoked", "The token has been revoked: sign in again.")
+	ErrSessionEnded   = refusal(EINVALIDTOKEN, "session_ended", "The session has reached its maximum age: sign in again.")
+	ErrKeyInvalid     = refusal(EINVALIDTOKEN, "unknown_key", "The API key is not valid: it does not exist, was revoked or has expired.")
+	ErrJWTWrongScheme = refusal(EINVALIDTOKEN, "jwt_wrong_scheme", "This is a JWT access token: send it as Authorization: Bearer <token>.")
+	ErrKeyWrongScheme = refusal(EINVALIDTOKEN, "key_wrong_scheme", "This is an API key: send it as Authorization: Api-Key <key> or Token <key>.")
 )

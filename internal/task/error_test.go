@@ -109,3 +109,27 @@ func TestCommonErrors(t *testing.T) {
 		t.Errorf("ErrTokenReused is ErrInvalidToken, want a distinct value so the store can signal reuse")
 	}
 }
+
+// TestEveryRefusalHasAReason: the log counts 401s by reason, so each kind
+// of refusal names its own.
+func TestEveryRefusalHasAReason(t *testing.T) {
+	refusals := []*Error{ErrNotAuthenticated, ErrInvalidToken, ErrBadCredentials, ErrWrongPassword, ErrSchemeUnknown,
+		ErrTokenMalformed, ErrKeyMalformed, ErrTokenExpired, ErrTokenRevoked, ErrSessionEnded, ErrKeyInvalid,
+		ErrJWTWrongScheme, ErrKeyWrongScheme, ErrTokenReused}
+	seen := map[string]*Error{}
+	for _, e := range refusals {
+		if e.Reason == "" {
+			t.Errorf("%q has no reason", e.Message)
+		}
+		if prev, dup := seen[e.Reason]; dup {
+			t.Errorf("%q and %q share the reason %q", prev.Message, e.Message, e.Reason)
+		}
+		seen[e.Reason] = e
+		if got := ErrorReason(fmt.Errorf("wrapped: %w", e)); got != e.Reason {
+			t.Errorf("ErrorReason(wrapped %q) = %q, want %q", e.Message, got, e.Reason)
+		}
+	}
+	if got := ErrorReason(ErrNotFound); got != "" {
+		t.Errorf("ErrorReason(ErrNotFound) = %q, want none", got)
+	}
+}
