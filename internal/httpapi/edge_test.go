@@ -146,14 +146,18 @@ func TestDatabaseDownIs503(t *testing.T) {
 	srv := NewServer(cfg, discardLogger(), Deps{Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
 		Revocations: db.Revocations(), Ping: db.Ping})
 	e := &testEnv{t: t, srv: srv, cfg: cfg}
-	e.do(req{method: "GET", path: "/readyz"}).errorCode(http.StatusServiceUnavailable, "service_unavailable")
 	e.do(req{method: "GET", path: "/healthz"}).status(http.StatusOK)
-	r := e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": "someone", "password": "Sturdy-pass-phrase-42"}})
-	if msg := r.errorCode(http.StatusServiceUnavailable, "service_unavailable").Error.Message; msg != "Service temporarily unavailable." {
-		t.Fatalf("503 message = %q", msg)
-	}
-	if r.Header().Get("Retry-After") == "" {
-		t.Fatal("a 503 must say when to retry")
+	for _, r := range []req{
+		{method: "GET", path: "/readyz"},
+		{method: "POST", path: "/api/token/", body: map[string]string{"username": "someone", "password": "Sturdy-pass-phrase-42"}},
+	} {
+		got := e.do(r)
+		if msg := got.errorCode(http.StatusServiceUnavailable, "service_unavailable").Error.Message; msg != "Service temporarily unavailable." {
+			t.Fatalf("%s %s: 503 message = %q", r.method, r.path, msg)
+		}
+		if got.Header().Get("Retry-After") == "" {
+			t.Fatalf("%s %s: a 503 must say when to retry", r.method, r.path)
+		}
 	}
 }
 
