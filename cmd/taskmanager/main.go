@@ -15,6 +15,6 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "taskmanager:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }

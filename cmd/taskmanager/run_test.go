@@ -258,6 +258,40 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 }
 
+// TestEveryCommandAnswersHelp: --help and -h print the command's usage on
+// stdout and succeed; an unknown flag or a stray argument prints it on
+// stderr and exits 2.
+func TestEveryCommandAnswersHelp(t *testing.T) {
+	for _, cmd := range []string{"serve", "migrate", "createuser", "check", "version"} {
+		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}} {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), append([]string{"taskmanager"}, args...), envFunc(nil), nil, &out, &errOut)
+			if err != nil || !strings.HasPrefix(out.String(), "usage: taskmanager "+cmd) || errOut.Len() != 0 {
+				t.Errorf("%v: err %v, stdout %q, stderr %q; want nil, the usage, nothing", args, err, out.String(), errOut.String())
+			}
+		}
+		for _, bad := range []string{"--no-such-flag", "stray"} {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), []string{"taskmanager", cmd, bad}, envFunc(nil), nil, &out, &errOut)
+			if err == nil || exitCode(err) != 2 || !strings.HasPrefix(errOut.String(), "usage: taskmanager "+cmd) || out.Len() != 0 {
+				t.Errorf("%s %s: err %v (exit %d), stdout %q, stderr %q; want exit 2 and the usage on stderr",
+					cmd, bad, err, exitCode(err), out.String(), errOut.String())
+			}
+		}
+	}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"taskmanager", "help"}, envFunc(nil), nil, &out, &errOut); err != nil ||
+		!strings.Contains(out.String(), "createuser") {
+		t.Errorf("help: %v %q", err, out.String())
+	}
+	for _, args := range [][]string{{}, {"bogus"}, {"help", "bogus"}} {
+		err := run(context.Background(), append([]string{"taskmanager"}, args...), envFunc(nil), nil, &out, &errOut)
+		if exitCode(err) != 2 {
+			t.Errorf("%v: err %v, want a usage error (exit 2)", args, err)
+		}
+	}
+}
+
 func TestCreateUserRejectsWeakPassword(t *testing.T) {
 	env := map[string]string{"DATABASE_URL": pgtest.URL(t)}
 	var out, errOut bytes.Buffer
