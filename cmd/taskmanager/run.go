@@ -11,9 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -234,6 +237,23 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	for _, w := range cfg.Warnings {
 		log.Warn("risky configuration", "warning", w)
 	}
+	// The port first: when another server has it, say so before anything
+	// else is started, and never claim to serve.
+	ln, err := listen(cfg.ListenAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLSCertFile != "" {
+		// Loaded here rather than by ServeTLS, so a bad file stops the start
+		// before it is announced.
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("TLS_CERT_FILE, TLS_KEY_FILE: %w", err)
+		}
+		tlsConfig.Certificates = []tls.Certificate{cert}
+	}
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
 		TokenTTL:        cfg.AccessTokenTTL + auth.Leeway,
 		QueryTimeout:    cfg.DBQueryTimeout,
@@ -266,18 +286,21 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		// what is far beyond it without reading it all.
 		MaxHeaderBytes: httpapi.MaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		TLSConfig:      &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSConfig:      tlsConfig,
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return err
+	base := baseURL(ln.Addr(), cfg.TLSCertFile != "", cfg.PublicURL)
+	log.Info("listening", "addr", ln.Addr().String(), "url", base, "env", cfg.Env, "tls", cfg.TLSCertFile != "", "version", version)
+	// For the person at the terminal; stdout is the JSON log.
+	if cfg.DocsEnabled {
+		fmt.Fprintf(stderr, "taskmanager: serving %s — interactive docs at %s/docs\n", base, base)
+	} else {
+		fmt.Fprintf(stderr, "taskmanager: serving %s\n", base)
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "env", cfg.Env, "tls", cfg.TLSCertFile != "", "version", version)
 
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLSCertFile != "" {
-			errc <- srv.ServeTLS(ln, cfg.TLSCertFile, cfg.TLSKeyFile)
+			errc <- srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
 		} else {
 			errc <- srv.Serve(ln)
 		}
@@ -295,6 +318,42 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listen binds addr (LISTEN_ADDR). Its error names the variable and, when
+// the port is taken, what to do about it.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		hint := "set LISTEN_ADDR to a free address"
+		if host, port, perr := net.SplitHostPort(addr); perr == nil {
+			if n, aerr := strconv.Atoi(port); aerr == nil && n > 0 && n < 65535 {
+				hint = "e.g. LISTEN_ADDR=" + net.JoinHostPort(host, strconv.Itoa(n+1))
+			}
+		}
+		return nil, fmt.Errorf("LISTEN_ADDR=%s: the port is already in use, probably by another server (another taskmanager?): stop it, or listen elsewhere (%s)", addr, hint)
+	}
+	return nil, fmt.Errorf("LISTEN_ADDR=%s: cannot listen: %w", addr, err)
+}
+
+// baseURL is where a client on this machine reaches the listener at addr:
+// PUBLIC_URL when it is set; a wildcard address is shown as 127.0.0.1,
+// which both it and the development ALLOWED_HOSTS accept.
+func baseURL(addr net.Addr, secure bool, public *url.URL) string {
+	if public != nil {
+		return strings.TrimSuffix(public.String(), "/")
+	}
+	u := url.URL{Scheme: "http", Host: addr.String()}
+	if secure {
+		u.Scheme = "https"
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && (ta.IP == nil || ta.IP.IsUnspecified()) {
+		u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(ta.Port))
+	}
+	return u.String()
 }
 
 // rateLimitStore shares rate-limit counters through Redis when REDIS_URL

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -288,6 +290,51 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 		err := run(context.Background(), append([]string{"taskmanager"}, args...), envFunc(nil), nil, &out, &errOut)
 		if exitCode(err) != 2 {
 			t.Errorf("%v: err %v, want a usage error (exit 2)", args, err)
+		}
+	}
+}
+
+// TestServeRefusesATakenPort: a second server on a taken address says so,
+// naming LISTEN_ADDR, and never claims to serve.
+func TestServeRefusesATakenPort(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	env := map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "JWT_SIGNING_KEY": strings.Repeat("port-key", 8),
+		"LISTEN_ADDR": taken.Addr().String()}
+	var out, errOut lockedBuffer
+	err = run(context.Background(), []string{"taskmanager", "serve"}, envFunc(env), nil, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "LISTEN_ADDR="+taken.Addr().String()) || !strings.Contains(err.Error(), "already in use") {
+		t.Fatalf("serve on a taken port: err = %v, want one naming LISTEN_ADDR and the taken port", err)
+	}
+	if strings.Contains(out.String(), `"listening"`) || strings.Contains(errOut.String(), "serving") {
+		t.Fatalf("a server that could not bind announced itself:\n%s%s", out.String(), errOut.String())
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	public, _ := url.Parse("https://tasks.example.com")
+	tests := []struct {
+		addr   string
+		secure bool
+		public *url.URL
+		want   string
+	}{
+		{"[::]:8000", false, nil, "http://127.0.0.1:8000"},
+		{"0.0.0.0:8000", true, nil, "https://127.0.0.1:8000"},
+		{"127.0.0.1:18000", false, nil, "http://127.0.0.1:18000"},
+		{"[::1]:8000", false, nil, "http://[::1]:8000"},
+		{"[::]:8000", false, public, "https://tasks.example.com"},
+	}
+	for _, tt := range tests {
+		addr, err := net.ResolveTCPAddr("tcp", tt.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := baseURL(addr, tt.secure, tt.public); got != tt.want {
+			t.Errorf("baseURL(%s) = %q, want %q", tt.addr, got, tt.want)
 		}
 	}
 }
