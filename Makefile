@@ -1,4 +1,5 @@
-# taskmanager: build, run and test. `make` alone builds bin/taskmanager.
+# taskmanager: build, run and test. `make` alone builds bin/taskmanager; `make help`
+# lists every target, from the `## name: text` comment above it (keep one on each).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -10,13 +11,17 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 PGPORT_DEV ?= 54329
 export PGPORT_DEV
 
-.PHONY: build run test lint vet bench db-start db-stop clean smoke
+.PHONY: help build run test lint vet bench db-start db-stop clean distclean smoke
+
+## help: list the targets and what they do
+help:
+	@awk 'sub(/^## /, "") { i = index($$0, ": "); printf "  %-10s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
 
 ## build: compile bin/taskmanager
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/taskmanager
 
-## run: build, start the local PostgreSQL (unless DATABASE_URL is set), migrate, serve on :8000
+## run: build, start the local PostgreSQL (unless DATABASE_URL is set), migrate, serve on 127.0.0.1:8000; LISTEN_ADDR=0.0.0.0:8000 make run opens it, registration included, to the network
 run:
 	VERSION=$(VERSION) bash scripts/run.sh
 
@@ -50,7 +55,13 @@ db-start:
 db-stop:
 	bash scripts/pg.sh stop .data/pg
 
-## clean: remove bin/, stop the local cluster and remove .data/ (database and generated JWT key)
+## clean: remove bin/, stop the local cluster and remove .data/ (database and generated JWT key); keeps node_modules/ and .artifacts/
 clean:
 	bash scripts/pg.sh stop .data/pg
 	rm -rf bin .data
+	@echo "make clean: kept node_modules/ (npm packages for lint and smoke) and .artifacts/ (test screenshots); make distclean removes them too"
+
+## distclean: what clean does, and remove node_modules/ and .artifacts/ too (a .env stays)
+distclean:
+	bash scripts/pg.sh stop .data/pg
+	rm -rf bin .data node_modules .artifacts

@@ -12,6 +12,9 @@
 #   die MSG...                     "SCRIPT: MSG" on stderr, exit 1
 #   apt_install PKG...             apt-get update + install, quietly, output on stderr
 #   free_port [FIRST]              a TCP port nobody listens on at 127.0.0.1
+#   addr_taken HOST:PORT           exit 0 when something accepts connections at that
+#                                  listen address (":8000", "0.0.0.0:8000" and
+#                                  "[::]:8000" are probed on loopback)
 #   random_hex N                   N random bytes as 2N lowercase hex digits
 #   http_ok URL                    exit 0 when URL answers 2xx
 #   make_temp_dir NAME             TMP_DIR=a new ${TMPDIR:-/tmp}/taskmanager-NAME.XXXXXX
@@ -62,6 +65,22 @@ free_port() {
 		[ "$port" -le "$last" ] || { echo "no free port found in $first-$last" >&2; return 1; }
 	done
 	echo "$port"
+}
+
+# addr_taken HOST:PORT exits 0 when a server accepts TCP connections at the address a
+# listener for HOST:PORT (LISTEN_ADDR's form) would bind. A connection, not a test bind:
+# a bind would need python3, and Go's SO_REUSEADDR and a leftover TIME_WAIT socket make
+# bind tests disagree with the server. Port 0 (any free port) is never taken.
+addr_taken() {
+	local addr=$1 host port
+	port=${addr##*:}
+	host=${addr%:*}
+	host=${host#[}
+	host=${host%]}
+	case $host in "" | 0.0.0.0 | ::) host=127.0.0.1 ;; esac
+	[ "$port" != 0 ] || return 1
+	# A refused connection means nobody listens; timeout guards a filtered address.
+	timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$host" "$port" 2>/dev/null
 }
 
 # random_hex N prints N random bytes in hex (-v: od must not abbreviate repeated lines).
