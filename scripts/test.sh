@@ -33,10 +33,7 @@ run_lint() {
 	log "staticcheck ($STATICCHECK_VERSION) ./..."
 	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 	# The OpenAPI document: a 3.1 validator and linter (rules in redocly.yaml).
-	if [ ! -x node_modules/.bin/redocly ]; then
-		log "npm ci (newman, @redocly/cli from package-lock.json)"
-		npm ci --no-audit --no-fund >&2
-	fi
+	ensure_node_tools redocly
 	log "redocly lint api/openapi.yaml"
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly lint api/openapi.yaml
 }
