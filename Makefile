@@ -28,7 +28,7 @@ test:
 smoke:
 	bash scripts/smoke.sh
 
-## lint: staticcheck (version pinned in scripts/test.sh) and redocly lint of api/openapi.yaml
+## lint: staticcheck (version pinned in scripts/test.sh), redocly lint and portable patterns of api/openapi.yaml
 lint:
 	bash scripts/test.sh lint
 

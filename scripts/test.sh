@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The project's checks, as run by `make test` and CI.
 #
-#   scripts/test.sh          go vet, staticcheck, then go test -race against a throwaway
-#                            PostgreSQL cluster (the default; what CI runs)
+#   scripts/test.sh          go vet, lint, then go test -race against a throwaway
+#                            PostgreSQL cluster and scripts/smoke.sh (the default; what CI runs)
 #   scripts/test.sh vet      go vet only
-#   scripts/test.sh lint     staticcheck only
+#   scripts/test.sh lint     staticcheck, redocly lint of api/openapi.yaml and its
+#                            patterns, portable to every validator
 #   scripts/test.sh unit     go test only (still with the throwaway cluster)
 #
 # Extra arguments after the mode go to `go test` (e.g. scripts/test.sh unit -run TestLogin ./internal/...).
@@ -36,6 +37,16 @@ run_lint() {
 	ensure_node_tools redocly
 	log "redocly lint api/openapi.yaml"
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly lint api/openapi.yaml
+	# Every pattern read as Postman and ECMA-262 without the u flag read it.
+	log "node scripts/spec-patterns.mjs"
+	node scripts/spec-patterns.mjs
+	# Python's validator, where the machine has it (pip; PyPI is not reachable to install it).
+	if python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+		log "python3 -m openapi_spec_validator api/openapi.yaml"
+		python3 -m openapi_spec_validator api/openapi.yaml
+	else
+		log "openapi-spec-validator (pip) not installed: skipped"
+	fi
 }
 
 GO_TEST_PID=""
@@ -133,7 +144,7 @@ vet) run_vet ;;
 lint) run_lint ;;
 unit) run_unit "$@" ;;
 *)
-	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
