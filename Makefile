@@ -11,6 +11,7 @@ PGPORT_DEV ?= 54329
 export PGPORT_DEV
 
 .PHONY: build run test lint vet bench db-start db-stop clean smoke
+.PHONY: contract
 
 ## build: compile bin/taskmanager
 build:
@@ -20,9 +21,13 @@ build:
 run:
 	VERSION=$(VERSION) bash scripts/run.sh
 
-## test: go vet, staticcheck, then go test -race against a throwaway PostgreSQL
+## test: go vet, lint, go test -race against a throwaway PostgreSQL, then the smoke and contract runs
 test:
 	bash scripts/test.sh
+
+## contract: Portman contract tests generated from api/openapi.yaml, every operation, run with newman against a throwaway server and PostgreSQL
+contract:
+	bash scripts/contract.sh
 
 ## smoke: run the Postman collection (api/taskmanager.postman_collection.json) with newman against a throwaway server and PostgreSQL
 smoke:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's checks, as run by `make test` and CI.
 #
-#   scripts/test.sh          go vet, lint, then go test -race against a throwaway
-#                            PostgreSQL cluster and scripts/smoke.sh (the default; what CI runs)
+#   scripts/test.sh          go vet, lint, go test -race against a throwaway PostgreSQL
+#                            cluster, then scripts/smoke.sh and scripts/contract.sh (the
+#                            default; what CI runs)
 #   scripts/test.sh vet      go vet only
 #   scripts/test.sh lint     staticcheck, redocly lint of api/openapi.yaml and its
 #                            patterns, portable to every validator
@@ -139,12 +140,15 @@ all)
 	# End-to-end: the Postman collection with newman against a real server (make smoke).
 	log "scripts/smoke.sh"
 	bash scripts/smoke.sh
+	# Contract tests generated from the spec by Portman, every operation (make contract).
+	log "scripts/contract.sh"
+	bash scripts/contract.sh
 	;;
 vet) run_vet ;;
 lint) run_lint ;;
 unit) run_unit "$@" ;;
 *)
-	sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
