@@ -11,7 +11,7 @@ PGPORT_DEV ?= 54329
 export PGPORT_DEV
 
 .PHONY: build run test lint vet bench db-start db-stop clean smoke
-.PHONY: contract
+.PHONY: contract client
 
 ## build: compile bin/taskmanager
 build:
@@ -29,11 +29,15 @@ test:
 contract:
 	bash scripts/contract.sh
 
+## client: regenerate the TypeScript types api/client/schema.d.ts from api/openapi.yaml (openapi-typescript)
+client:
+	bash scripts/client.sh
+
 ## smoke: run the Postman collection (api/taskmanager.postman_collection.json) with newman against a throwaway server and PostgreSQL
 smoke:
 	bash scripts/smoke.sh
 
-## lint: staticcheck (version pinned in scripts/test.sh), redocly lint and portable patterns of api/openapi.yaml
+## lint: staticcheck (version pinned in scripts/test.sh), redocly lint and portable patterns of api/openapi.yaml, TypeScript types up to date
 lint:
 	bash scripts/test.sh lint
 

@@ -5,8 +5,8 @@
 #                            cluster, then scripts/smoke.sh and scripts/contract.sh (the
 #                            default; what CI runs)
 #   scripts/test.sh vet      go vet only
-#   scripts/test.sh lint     staticcheck, redocly lint of api/openapi.yaml and its
-#                            patterns, portable to every validator
+#   scripts/test.sh lint     staticcheck, and the checks of api/: redocly lint, portable
+#                            patterns, the TypeScript types up to date and type-checked
 #   scripts/test.sh unit     go test only (still with the throwaway cluster)
 #
 # Extra arguments after the mode go to `go test` (e.g. scripts/test.sh unit -run TestLogin ./internal/...).
@@ -48,6 +48,9 @@ run_lint() {
 	else
 		log "openapi-spec-validator (pip) not installed: skipped"
 	fi
+	# api/client/schema.d.ts regenerated from the spec must be what is committed.
+	log "scripts/client.sh check"
+	bash scripts/client.sh check
 }
 
 GO_TEST_PID=""
