@@ -11,7 +11,7 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 PGPORT_DEV ?= 54329
 export PGPORT_DEV
 
-.PHONY: help build run test lint vet bench db-start db-stop clean distclean smoke
+.PHONY: help build run test lint vet bench db-start db-stop clean distclean smoke contract client
 
 ## help: list the targets and what they do
 help:
@@ -25,15 +25,23 @@ build:
 run:
 	VERSION=$(VERSION) bash scripts/run.sh
 
-## test: go vet, staticcheck, then go test -race against a throwaway PostgreSQL
+## test: go vet, lint, go test -race against a throwaway PostgreSQL, then the smoke and contract runs
 test:
 	bash scripts/test.sh
+
+## contract: Portman contract tests generated from api/openapi.yaml, every operation, run with newman against a throwaway server and PostgreSQL
+contract:
+	bash scripts/contract.sh
+
+## client: regenerate the TypeScript types api/client/schema.d.ts from api/openapi.yaml (openapi-typescript)
+client:
+	bash scripts/client.sh
 
 ## smoke: run the Postman collection (api/taskmanager.postman_collection.json) with newman against a throwaway server and PostgreSQL
 smoke:
 	bash scripts/smoke.sh
 
-## lint: staticcheck (version pinned in scripts/test.sh) and redocly lint of api/openapi.yaml
+## lint: staticcheck (version pinned in scripts/test.sh), redocly lint and portable patterns of api/openapi.yaml, TypeScript types up to date
 lint:
 	bash scripts/test.sh lint
 

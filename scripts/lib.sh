@@ -11,6 +11,9 @@
 #                                  script sets LOG_PREFIX)
 #   die MSG...                     "SCRIPT: MSG" on stderr, exit 1
 #   apt_install PKG...             apt-get update + install, quietly, output on stderr
+#   ensure_node_tools BIN...       node and npm (installed with apt-get as root when
+#                                  missing), and `npm ci` (package-lock.json) when
+#                                  node_modules/.bin lacks one of BIN
 #   free_port [FIRST]              a TCP port nobody listens on at 127.0.0.1
 #   addr_taken HOST:PORT           exit 0 when something accepts connections at that
 #                                  listen address (":8000", "0.0.0.0:8000" and
@@ -47,6 +50,26 @@ die() { echo "${0##*/}: $*" >&2; exit 1; }
 apt_install() {
 	DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2
+}
+
+ensure_node_tools() {
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+			log "node/npm not found; installing nodejs and npm with apt-get"
+			apt_install nodejs npm
+		else
+			echo "node and npm are required: sudo apt-get install nodejs npm" >&2
+			return 1
+		fi
+	fi
+	local bin
+	for bin in "$@"; do
+		if [ ! -x "node_modules/.bin/$bin" ]; then
+			log "npm ci (node tools from package-lock.json; node_modules/.bin/$bin is missing)"
+			npm ci --no-audit --no-fund >&2
+			return
+		fi
+	done
 }
 
 # free_port prints a TCP port nobody listens on at 127.0.0.1. Without python3 it probes

@@ -23,25 +23,9 @@ LOG_PREFIX="smoke:"
 COLLECTION=api/taskmanager.postman_collection.json
 ENVIRONMENT=api/taskmanager.postman_environment.json
 
-ensure_newman() {
-	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-		if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-			log "node/npm not found; installing nodejs and npm with apt-get"
-			apt_install nodejs npm
-		else
-			echo "node and npm are required for newman: sudo apt-get install nodejs npm" >&2
-			return 1
-		fi
-	fi
-	if [ ! -x node_modules/.bin/newman ]; then
-		log "npm ci (newman from package-lock.json)"
-		npm ci --no-audit --no-fund >&2
-	fi
-}
-
 cleanup_on_exit
 
-ensure_newman
+ensure_node_tools newman
 
 if [ -n "${SMOKE_BASE_URL:-}" ]; then
 	BASE_URL=${SMOKE_BASE_URL%/}

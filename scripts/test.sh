@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The project's checks, as run by `make test` and CI.
 #
-#   scripts/test.sh          go vet, staticcheck, then go test -race against a throwaway
-#                            PostgreSQL cluster (the default; what CI runs)
+#   scripts/test.sh          go vet, lint, go test -race against a throwaway PostgreSQL
+#                            cluster, then scripts/smoke.sh and scripts/contract.sh (the
+#                            default; what CI runs)
 #   scripts/test.sh vet      go vet only
-#   scripts/test.sh lint     staticcheck only
+#   scripts/test.sh lint     staticcheck, and the checks of api/: redocly lint, portable
+#                            patterns, the TypeScript types up to date and type-checked
 #   scripts/test.sh unit     go test only (still with the throwaway cluster)
 #
 # Extra arguments after the mode go to `go test` (e.g. scripts/test.sh unit -run TestLogin ./internal/...).
@@ -33,12 +35,22 @@ run_lint() {
 	log "staticcheck ($STATICCHECK_VERSION) ./..."
 	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 	# The OpenAPI document: a 3.1 validator and linter (rules in redocly.yaml).
-	if [ ! -x node_modules/.bin/redocly ]; then
-		log "npm ci (newman, @redocly/cli from package-lock.json)"
-		npm ci --no-audit --no-fund >&2
-	fi
+	ensure_node_tools redocly
 	log "redocly lint api/openapi.yaml"
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly lint api/openapi.yaml
+	# Every pattern read as Postman and ECMA-262 without the u flag read it.
+	log "node scripts/spec-patterns.mjs"
+	node scripts/spec-patterns.mjs
+	# Python's validator, where the machine has it (pip; PyPI is not reachable to install it).
+	if python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+		log "python3 -m openapi_spec_validator api/openapi.yaml"
+		python3 -m openapi_spec_validator api/openapi.yaml
+	else
+		log "openapi-spec-validator (pip) not installed: skipped"
+	fi
+	# api/client/schema.d.ts regenerated from the spec must be what is committed.
+	log "scripts/client.sh check"
+	bash scripts/client.sh check
 }
 
 GO_TEST_PID=""
@@ -131,12 +143,15 @@ all)
 	# End-to-end: the Postman collection with newman against a real server (make smoke).
 	log "scripts/smoke.sh"
 	bash scripts/smoke.sh
+	# Contract tests generated from the spec by Portman, every operation (make contract).
+	log "scripts/contract.sh"
+	bash scripts/contract.sh
 	;;
 vet) run_vet ;;
 lint) run_lint ;;
 unit) run_unit "$@" ;;
 *)
-	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
