@@ -13,7 +13,8 @@
 #   apt_install PKG...             apt-get update + install, quietly, output on stderr
 #   ensure_node_tools BIN...       node and npm (installed with apt-get as root when
 #                                  missing), and `npm ci` (package-lock.json) when
-#                                  node_modules/.bin lacks one of BIN
+#                                  node_modules/.bin lacks one of BIN or node_modules
+#                                  is older than package-lock.json
 #   free_port [FIRST]              a TCP port nobody listens on at 127.0.0.1
 #   addr_taken HOST:PORT           exit 0 when something accepts connections at that
 #                                  listen address (":8000", "0.0.0.0:8000" and
@@ -61,6 +62,13 @@ ensure_node_tools() {
 			echo "node and npm are required: sudo apt-get install nodejs npm" >&2
 			return 1
 		fi
+	fi
+	# npm writes node_modules/.package-lock.json on every install: older than the lock
+	# file means a checkout changed the tools since (a pinned version, a new package).
+	if [ ! -e node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+		log "npm ci (node tools from package-lock.json; node_modules is missing or older)"
+		npm ci --no-audit --no-fund >&2
+		return
 	fi
 	local bin
 	for bin in "$@"; do
