@@ -13,7 +13,8 @@
 # - runs wrk against loopback only, BENCH_RUNS rounds of three scenarios
 #   (a) GET /api/tasks/?limit=20 with a Bearer token, (b) the same with an API key,
 #   (c) GET /healthz without credentials (the floor), each run
-#   `wrk -t2 -c32 -d10s --latency`, and prints the median of the runs per scenario.
+#   `wrk -t2 -c32 -d10s --latency`, reads each run's numbers from the one line a wrk
+#   Lua done() hook prints, and prints the median of the runs per scenario.
 #
 # Everything (server, cluster, temporary directory) is stopped and removed on exit.
 # The script fails if any wrk run saw socket errors or non-2xx/3xx responses.
@@ -130,16 +131,17 @@ labels=("(a) GET $LIST, Bearer" "(b) GET $LIST, Api-Key" "(c) GET /healthz, no a
 urls=("$BASE_URL$LIST" "$BASE_URL$LIST" "$BASE_URL/healthz")
 headers=("$BEARER" "$APIKEY" "")
 
-# to_ms converts a wrk duration (123.45us, 1.23ms, 1.02s, 2.00m) to milliseconds.
-to_ms() {
-	awk -v v="$1" 'BEGIN {
-		if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-		else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-		else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
-		else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-		else { printf "nan" }
-	}'
-}
+# wrk calls done() once with the totals of a run; it prints them as one line,
+# "WRK req/s p50_ms p99_ms requests non2xx socket_errors", after wrk's own report.
+cat >"$TMP_DIR/report.lua" <<'EOF'
+function done(summary, latency, requests)
+	local e = summary.errors
+	io.write(string.format("WRK %.2f %.3f %.3f %d %d %d\n",
+		summary.requests / (summary.duration / 1e6),
+		latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+		summary.requests, e.status, e.connect + e.read + e.write + e.timeout))
+end
+EOF
 
 # median of the numbers given as arguments.
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -155,32 +157,22 @@ for round in $(seq 1 "$RUNS"); do
 	for i in "${!names[@]}"; do
 		name=${names[$i]}
 		out="$TMP_DIR/wrk-$name-$round.txt"
-		args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
+		args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$TMP_DIR/report.lua")
 		[ -z "${headers[$i]}" ] || args+=(-H "${headers[$i]}")
 		wrk "${args[@]}" "${urls[$i]}" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
-		r=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-		l50=$(awk '$1 == "50%" { print $2 }' "$out")
-		l99=$(awk '$1 == "99%" { print $2 }' "$out")
-		if [ -z "$r" ] || [ -z "$l50" ] || [ -z "$l99" ]; then
+		read -r _ r l50 l99 requests non2xx sockerr < <(grep '^WRK ' "$out") || {
 			cat "$out" >&2
-			die "could not parse the wrk output of $name round $round"
-		fi
-		l50=$(to_ms "$l50")
-		l99=$(to_ms "$l99")
+			die "no WRK line in the wrk output of $name round $round"
+		}
 		rps[$name]+="$r "
 		p50[$name]+="$l50 "
 		p99[$name]+="$l99 "
-		# Failures: "Non-2xx or 3xx responses: N" and "Socket errors: connect A, read B,
-		# write C, timeout D" are printed only when non-zero.
-		non2xx=$(awk -F': ' '/Non-2xx or 3xx responses/ { print $2 }' "$out")
-		sockerr=$(awk '/Socket errors/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$out")
-		errs=$((${non2xx:-0} + ${sockerr:-0}))
+		errs=$((non2xx + sockerr))
 		bad[$name]=$((bad[$name] + errs))
-		requests=$(awk '/requests in/ { print $1 }' "$out")
 		printf '   round %d %-8s %10s req/s  p50 %8s ms  p99 %8s ms  %8s requests  errors %s\n' \
 			"$round" "$name" "$r" "$l50" "$l99" "$requests" "$errs" >&2
 		if [ "$errs" -ne 0 ]; then
-			echo "   !! $name round $round: non-2xx/3xx ${non2xx:-0}, socket errors ${sockerr:-0}:" >&2
+			echo "   !! $name round $round: non-2xx/3xx $non2xx, socket errors $sockerr:" >&2
 			grep -E 'Non-2xx|Socket errors' "$out" | sed 's/^/   !! /' >&2
 		fi
 	done

@@ -1,8 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"crypto/tls"
+	"maps"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,39 +60,87 @@ type process struct {
 
 func startProcess(t *testing.T, env map[string]string) *process {
 	t.Helper()
-	cmd := exec.Command(binary(t), "serve")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
+	var cmd *exec.Cmd
+	addr := serveOnFreePort(t, env, func(env map[string]string) (<-chan struct{}, func() string) {
+		cmd = exec.Command(binary(t), "serve")
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			<-exited
+		})
+		return exited, func() string { return cmd.ProcessState.String() + " (its stderr is above)" }
 	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
+	return &process{base: "http://" + addr, cmd: cmd}
+}
+
+// serveOnFreePort starts a server through start on a loopback port that
+// nothing listens on, and returns its address once its /healthz answers
+// 200. start returns a channel closed when that server has exited, and
+// what to say about its exit. Something else may take the port before the
+// server binds it; the server then exits at once, and another port is
+// tried.
+func serveOnFreePort(t *testing.T, env map[string]string, start func(env map[string]string) (exited <-chan struct{}, why func() string)) string {
+	t.Helper()
+	scheme, client := "http", &http.Client{Timeout: time.Second}
+	if env["TLS_CERT_FILE"] != "" {
+		// Only to see it is up; the test checks the certificate itself.
+		scheme = "https"
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec
+	}
+	for attempt := 1; ; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		env := maps.Clone(env)
+		env["LISTEN_ADDR"] = addr
+		exited, why := start(env)
+		if waitHealthy(t, client, scheme+"://"+addr+"/healthz", exited) {
+			return addr
+		}
+		if attempt == 3 {
+			t.Fatalf("the server on %s exited before its /healthz answered, the %d. time: %s", addr, attempt, why())
+		}
+		t.Logf("the server on %s exited before its /healthz answered: %s", addr, why())
+	}
+}
+
+// waitHealthy polls url until it answers 200, and reports false if the
+// server exits first. It fails the test after 20 s.
+func waitHealthy(t *testing.T, client *http.Client, url string, exited <-chan struct{}) bool {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				select {
+				case <-exited: // another server on that port answered
+					return false
+				default:
+					return true
+				}
 			}
 		}
-	}()
-	select {
-	case a := <-addr:
-		return &process{base: "http://" + a, cmd: cmd}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the server process never logged its address")
-		return nil
+		select {
+		case <-exited:
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
+	t.Fatalf("the server never answered %s with 200 within 20 s", url)
+	return false
 }
 
 func (p *process) call(t *testing.T, method, path, token string, body any) (int, map[string]any) {
@@ -103,7 +154,7 @@ func TestTwoProcesses(t *testing.T) {
 	dsn := pgtest.URL(t)
 	env := map[string]string{
 		"DATABASE_URL": dsn, "REDIS_URL": redistest.URL(t), "REDIS_KEY_PREFIX": "twoproc:" + filepath.Base(t.TempDir()) + ":",
-		"JWT_SIGNING_KEY": strings.Repeat("proc-key", 8), "LISTEN_ADDR": "127.0.0.1:0", "RATE_LIMIT_USER": "10/minute",
+		"JWT_SIGNING_KEY": strings.Repeat("proc-key", 8), "RATE_LIMIT_USER": "10/minute",
 	}
 	var out, errOut lockedBuffer
 	if err := run(context.Background(), []string{"taskmanager", "migrate"}, envFunc(env), nil, &out, &errOut); err != nil {

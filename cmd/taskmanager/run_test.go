@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -61,7 +60,6 @@ func TestServeEndToEnd(t *testing.T) {
 	env := map[string]string{
 		"DATABASE_URL":    pgtest.URL(t),
 		"JWT_SIGNING_KEY": strings.Repeat("e2e-key-", 8),
-		"LISTEN_ADDR":     "127.0.0.1:0",
 		"LOG_FILE":        logFile,
 	}
 	ctx := context.Background()
@@ -140,6 +138,9 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Fatalf("LOG_FILE line is not JSON: %q", line)
 		}
 	}
+	if !strings.Contains(string(logged), `"msg":"listening","addr":"`+addr+`"`) {
+		t.Errorf("LOG_FILE does not say serve listens on %s", addr)
+	}
 	if strings.Contains(string(logged), access) || strings.Contains(string(logged), "correct-horse") {
 		t.Fatal("LOG_FILE holds a token or password")
 	}
@@ -152,28 +153,34 @@ type served struct {
 	err  error
 }
 
-// startServe runs serve in the background and returns its address and a
-// stop function that shuts it down and returns run's result.
+// startServe runs serve in the background on a free loopback port and
+// returns its address, once /healthz answers, and a stop function that
+// shuts it down and returns run's result.
 func startServe(t *testing.T, env map[string]string) (string, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
-	sv := &served{done: make(chan struct{})}
-	go func() {
-		sv.err = run(ctx, []string{"taskmanager", "serve"}, envFunc(env), nil, &stdout, &stderr)
-		close(sv.done)
-	}()
-	stop := func() error {
-		cancel()
-		select {
-		case <-sv.done:
-			return sv.err
-		case <-time.After(25 * time.Second):
-			return errors.New("serve did not stop within 25 s of shutdown")
+	var stop func() error
+	addr := serveOnFreePort(t, env, func(env map[string]string) (<-chan struct{}, func() string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var stdout, stderr lockedBuffer
+		sv := &served{done: make(chan struct{})}
+		go func() {
+			sv.err = run(ctx, []string{"taskmanager", "serve"}, envFunc(env), nil, &stdout, &stderr)
+			close(sv.done)
+		}()
+		stopThis := func() error {
+			cancel()
+			select {
+			case <-sv.done:
+				return sv.err
+			case <-time.After(25 * time.Second):
+				return errors.New("serve did not stop within 25 s of shutdown")
+			}
 		}
-	}
-	t.Cleanup(func() { _ = stop() })
-	return waitForAddr(t, &stdout, sv), stop
+		t.Cleanup(func() { _ = stopThis() })
+		stop = stopThis
+		return sv.done, func() string { return fmt.Sprintf("%v\n%s%s", sv.err, stdout.String(), stderr.String()) }
+	})
+	return addr, stop
 }
 
 // callJSON sends one JSON request, with a Bearer token when given, and
@@ -203,25 +210,6 @@ func callJSON(t *testing.T, base, method, path, token string, body any) (int, ma
 	var v map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&v)
 	return resp.StatusCode, v
-}
-
-var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
-
-func waitForAddr(t *testing.T, stdout *lockedBuffer, sv *served) string {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := listening.FindStringSubmatch(stdout.String()); m != nil {
-			return m[1]
-		}
-		select {
-		case <-sv.done:
-			t.Fatalf("serve exited early: %v\n%s", sv.err, stdout.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("serve never logged its address:\n%s", stdout.String())
-	return ""
 }
 
 func TestConfigurationProblemsAreReportedOneLineEach(t *testing.T) {

@@ -54,7 +54,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 func TestServeTLS(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
 	addr, _ := startServe(t, map[string]string{
-		"DATABASE_URL": pgtest.URL(t), "JWT_SIGNING_KEY": strings.Repeat("tls-key-", 8), "LISTEN_ADDR": "127.0.0.1:0",
+		"DATABASE_URL": pgtest.URL(t), "JWT_SIGNING_KEY": strings.Repeat("tls-key-", 8),
 		"TLS_CERT_FILE": certFile, "TLS_KEY_FILE": keyFile, "SECURE_HSTS_SECONDS": "31536000",
 	})
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -80,7 +80,7 @@ func TestServeTLS(t *testing.T) {
 // a 308 to the https URL; probes are answered as they are.
 func TestRedirectToHTTPS(t *testing.T) {
 	addr, _ := startServe(t, map[string]string{
-		"DATABASE_URL": pgtest.URL(t), "JWT_SIGNING_KEY": strings.Repeat("tls-key-", 8), "LISTEN_ADDR": "127.0.0.1:0",
+		"DATABASE_URL": pgtest.URL(t), "JWT_SIGNING_KEY": strings.Repeat("tls-key-", 8),
 		"SECURE_SSL_REDIRECT": "true",
 	})
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -105,7 +105,7 @@ func TestRedirectToHTTPS(t *testing.T) {
 // TestRateLimitCheckScript runs the tutorial's rate-limit check as shipped.
 func TestRateLimitCheckScript(t *testing.T) {
 	addr, _ := startServe(t, map[string]string{
-		"DATABASE_URL": pgtest.URL(t), "JWT_SIGNING_KEY": strings.Repeat("rl-key--", 8), "LISTEN_ADDR": "127.0.0.1:0",
+		"DATABASE_URL": pgtest.URL(t), "JWT_SIGNING_KEY": strings.Repeat("rl-key--", 8),
 	})
 	out, err := exec.Command("bash", "../../scripts/ratelimit_check", "http://"+addr).CombinedOutput()
 	if err != nil {

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -28,7 +27,7 @@ func NewAPIKey() (key, prefix string, hash []byte, err error) {
 	}
 	prefix = hex.EncodeToString(buf[:prefixLen/2])
 	key = KeyMarker + prefix + "_" + base64.RawURLEncoding.EncodeToString(buf[prefixLen/2:])
-	return key, prefix, HashAPIKey(key), nil
+	return key, prefix, HashSecret(key), nil
 }
 
 // ParseAPIKey returns the prefix of a well-formed key.
@@ -43,13 +42,7 @@ func ParseAPIKey(key string) (prefix string, ok bool) {
 	return prefix, true
 }
 
-// HashAPIKey is the digest stored for a key.
-func HashAPIKey(key string) []byte {
-	sum := sha256.Sum256([]byte(key))
-	return sum[:]
-}
-
 // MatchAPIKey compares a presented key with a stored hash in constant time.
 func MatchAPIKey(key string, hash []byte) bool {
-	return subtle.ConstantTimeCompare(HashAPIKey(key), hash) == 1
+	return subtle.ConstantTimeCompare(HashSecret(key), hash) == 1
 }

@@ -270,9 +270,3 @@ func compact(raw string) bool {
 	}
 	return true
 }
-
-// HashToken is the SHA-256 under which a refresh token is stored.
-func HashToken(raw string) []byte {
-	sum := sha256.Sum256([]byte(raw))
-	return sum[:]
-}

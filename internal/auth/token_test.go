@@ -409,19 +409,6 @@ func TestTokensDoNotRevealKey(t *testing.T) {
 	}
 }
 
-func TestHashToken(t *testing.T) {
-	a, b := HashToken("token-a"), HashToken("token-b")
-	if len(a) != 32 {
-		t.Fatalf("len(HashToken) = %d, want 32 (SHA-256)", len(a))
-	}
-	if string(a) == string(b) {
-		t.Fatalf("HashToken is equal for two tokens")
-	}
-	if string(HashToken("token-a")) != string(a) {
-		t.Fatalf("HashToken is not deterministic; a stored refresh token could never be found")
-	}
-}
-
 func FuzzVerifyToken(f *testing.F) {
 	tokens := newTestTokens()
 	now := time.Now()

@@ -211,19 +211,27 @@ func TestKeysAndSessionsArePaginated(t *testing.T) {
 	}
 }
 
+// refusedAccess returns an access token of u's that has expired, and a
+// user whose access token was revoked by logging out everywhere.
+func (e *testEnv) refusedAccess(u *user) (expired string, revoked *user) {
+	e.t.Helper()
+	old := time.Now().Add(-time.Hour)
+	expired, _, err := e.srv.tokens.Issue(auth.Access, mustUUID(e.t, u.id), uuid.New(), old, old)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	revoked = e.newUser()
+	e.do(req{method: "POST", path: "/api/logout/all/", auth: revoked.bearer()}).status(http.StatusNoContent)
+	return expired, revoked
+}
+
 // TestUnauthorizedSaysWhatIsWrong: each kind of refused credential gets its
 // own message, also in WWW-Authenticate, so a client knows what to do.
 func TestUnauthorizedSaysWhatIsWrong(t *testing.T) {
 	e := newEnv(t, nil)
 	u := e.newUser()
 	key := e.newKey(u)
-	old := time.Now().Add(-time.Hour)
-	expired, _, err := e.srv.tokens.Issue(auth.Access, mustUUID(t, u.id), uuid.New(), old, old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	revoked := e.newUser()
-	e.do(req{method: "POST", path: "/api/logout/all/", auth: revoked.bearer()}).status(http.StatusNoContent)
+	expired, revoked := e.refusedAccess(u)
 
 	cases := []struct {
 		name, auth, code, mention string

@@ -137,7 +137,7 @@ func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if err := s.deps.Sessions.CreateSession(r.Context(), sess, auth.HashToken(refresh), refreshExp); err != nil {
+	if err := s.deps.Sessions.CreateSession(r.Context(), sess, auth.HashSecret(refresh), refreshExp); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -309,7 +309,7 @@ func (s *Server) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	_, err = s.deps.Sessions.RotateRefreshToken(r.Context(), auth.HashToken(*req.Refresh), auth.HashToken(refresh), refreshExp)
+	_, err = s.deps.Sessions.RotateRefreshToken(r.Context(), auth.HashSecret(*req.Refresh), auth.HashSecret(refresh), refreshExp)
 	if errors.Is(err, task.ErrTokenReused) {
 		s.securityEvent(r, "token_reuse_detected", "session_id", old.SessionID.String(), "subject", old.UserID.String())
 	}
@@ -350,7 +350,7 @@ func (s *Server) verifyToken(ctx context.Context, raw string) error {
 	if _, err := s.tokens.Verify(auth.Refresh, raw); err != nil {
 		return task.ErrInvalidToken
 	}
-	return s.deps.Sessions.CheckRefreshToken(ctx, auth.HashToken(raw))
+	return s.deps.Sessions.CheckRefreshToken(ctx, auth.HashSecret(raw))
 }
 
 // handleTokenBlacklist handles POST /api/token/blacklist/: logout of the
@@ -365,7 +365,7 @@ func (s *Server) handleTokenBlacklist(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, task.ErrInvalidToken)
 		return
 	}
-	sess, err := s.deps.Sessions.RevokeSessionByRefreshToken(r.Context(), auth.HashToken(*req.Refresh))
+	sess, err := s.deps.Sessions.RevokeSessionByRefreshToken(r.Context(), auth.HashSecret(*req.Refresh))
 	if errors.Is(err, task.ErrTokenReused) {
 		s.securityEvent(r, "token_reuse_detected", "session_id", sess.ID.String(), "subject", sess.UserID.String())
 	}

@@ -300,6 +300,24 @@ func (e *testEnv) newAdmin() *user {
 	return u
 }
 
+// TestVerifyRefusesAccessTokensLikeAnyRoute: verify checks an access token
+// with the check every route uses, so an expired or revoked one gets the
+// same answer there as on a protected route.
+func TestVerifyRefusesAccessTokensLikeAnyRoute(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	expired, revoked := e.refusedAccess(u)
+	e.do(req{method: "POST", path: "/api/token/verify/", body: map[string]string{"token": u.access}}).status(http.StatusOK)
+	for name, tok := range map[string]string{"expired": expired, "revoked": revoked.access,
+		"bad signature": u.access[:len(u.access)-4] + "AAAA"} {
+		onRoute := e.do(req{method: "GET", path: "/api/me/", auth: "Bearer " + tok}).errorCode(http.StatusUnauthorized, "invalid_token")
+		onVerify := e.do(req{method: "POST", path: "/api/token/verify/", body: map[string]string{"token": tok}}).errorCode(http.StatusUnauthorized, "invalid_token")
+		if onVerify.Error.Message != onRoute.Error.Message {
+			t.Errorf("%s access token: verify says %q, a route says %q", name, onVerify.Error.Message, onRoute.Error.Message)
+		}
+	}
+}
+
 // TestVerifyRefreshTokens: verify accepts only a refresh token that is
 // still the current one of a live session, however long ago the session
 // ended (the revocation memory only spans an access token's lifetime).

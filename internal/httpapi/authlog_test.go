@@ -6,10 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
-
-	"github.com/acme/taskmanager/internal/auth"
 )
 
 // TestEvery401IsLoggedWithItsReason: whichever check refuses, the access
@@ -19,13 +15,7 @@ func TestEvery401IsLoggedWithItsReason(t *testing.T) {
 	e := newEnv(t, nil)
 	u := e.newUser()
 	key := e.newKey(u)
-	old := time.Now().Add(-time.Hour)
-	expired, _, err := e.srv.tokens.Issue(auth.Access, mustUUID(t, u.id), uuid.New(), old, old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	revoked := e.newUser()
-	e.do(req{method: "POST", path: "/api/logout/all/", auth: revoked.bearer()}).status(http.StatusNoContent)
+	expired, revoked := e.refusedAccess(u)
 	// A key that lapses a moment from now, before it is tried below.
 	lapseAt := time.Now().Add(time.Second)
 	lapsing := decodeAs[keyJSON](e.do(req{method: "POST", path: "/api/keys/", auth: u.bearer(), body: map[string]any{

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,29 +37,9 @@ func newKeyExpiring(tb testing.TB, db *postgres.DB, userID uuid.UUID, expires *t
 // listedKeys follows FindKeys page by page and returns every key it lists.
 func listedKeys(tb testing.TB, db *postgres.DB, userID uuid.UUID) []*task.APIKey {
 	tb.Helper()
-	var out []*task.APIKey
-	var cur *task.Cursor
-	for range 100 {
-		p, err := db.Keys().FindKeys(tb.Context(), userID, 4, cur)
-		if err != nil {
-			tb.Fatalf("FindKeys: %v", err)
-		}
-		out = append(out, p.Items...)
-		if p.Next == nil {
-			return out
-		}
-		cur = p.Next
-	}
-	tb.Fatalf("FindKeys: more than 100 pages")
-	return nil
-}
-
-func keyIDs(keys []*task.APIKey) []uuid.UUID {
-	var out []uuid.UUID
-	for _, k := range keys {
-		out = append(out, k.ID)
-	}
-	return out
+	return allPages(tb, "FindKeys", func(cur *task.Cursor) (*task.Page[*task.APIKey], error) {
+		return db.Keys().FindKeys(tb.Context(), userID, 4, cur)
+	})
 }
 
 func TestCreateAndFindKeys(t *testing.T) {
@@ -83,9 +62,9 @@ func TestCreateAndFindKeys(t *testing.T) {
 	newKey(t, db, other.ID)
 
 	keys := listedKeys(t, db, u.ID)
-	want := keyIDs(created)
+	want := ids(created)
 	slices.Reverse(want)
-	if got := keyIDs(keys); !slices.Equal(got, want) {
+	if got := ids(keys); !slices.Equal(got, want) {
 		t.Fatalf("FindKeys = %v, want newest first %v", got, want)
 	}
 	got := keys[len(keys)-1]
@@ -100,7 +79,7 @@ func TestCreateAndFindKeys(t *testing.T) {
 	}
 	keys = listedKeys(t, db, u.ID)
 	want = slices.DeleteFunc(want, func(id uuid.UUID) bool { return id == revoked.ID })
-	if got := keyIDs(keys); !slices.Equal(got, want) {
+	if got := ids(keys); !slices.Equal(got, want) {
 		t.Fatalf("FindKeys after revoking one = %v, want %v", got, want)
 	}
 	wantErr(t, "RevokeKey twice", db.Keys().RevokeKey(ctx, u.ID, revoked.ID), task.ErrNotFound)
@@ -261,8 +240,8 @@ func TestFindKeysPages(t *testing.T) {
 		got = append(got, p.Items...)
 		sizes = append(sizes, len(p.Items))
 	}
-	if !slices.Equal(sizes, []int{3, 3, 1}) || !slices.Equal(keyIDs(got), keyIDs(want)) {
-		t.Fatalf("pages of %v = %v, want pages of [3 3 1] newest first %v", sizes, keyIDs(got), keyIDs(want))
+	if !slices.Equal(sizes, []int{3, 3, 1}) || !slices.Equal(ids(got), ids(want)) {
+		t.Fatalf("pages of %v = %v, want pages of [3 3 1] newest first %v", sizes, ids(got), ids(want))
 	}
 	if pages[0].Previous != nil {
 		t.Fatalf("first page Previous = %+v, want nil", pages[0].Previous)
@@ -275,8 +254,8 @@ func TestFindKeysPages(t *testing.T) {
 		if err != nil {
 			t.Fatalf("FindKeys(previous of page %d): %v", i+1, err)
 		}
-		if !slices.Equal(keyIDs(p.Items), keyIDs(pages[i-1].Items)) {
-			t.Fatalf("previous of page %d = %v, want %v", i+1, keyIDs(p.Items), keyIDs(pages[i-1].Items))
+		if !slices.Equal(ids(p.Items), ids(pages[i-1].Items)) {
+			t.Fatalf("previous of page %d = %v, want %v", i+1, ids(p.Items), ids(pages[i-1].Items))
 		}
 		if (p.Previous == nil) != (i == 1) {
 			t.Fatalf("previous of page %d: Previous = %v", i+1, p.Previous)
@@ -329,25 +308,11 @@ func TestKeyQuota(t *testing.T) {
 			newKey(t, db, u.ID)
 		}
 		const n = 12
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				_, errs[i] = create(u)
-			})
-		}
-		close(start)
-		wg.Wait()
-		ok := 0
-		for i, err := range errs {
-			if err == nil {
-				ok++
-				continue
-			}
-			wantErr(t, fmt.Sprintf("racer %d", i), err, task.ErrQuotaExceeded)
-		}
+		errs := race(n, func(int) error {
+			_, err := create(u)
+			return err
+		})
+		ok := succeeded(t, errs, task.ErrQuotaExceeded)
 		if live := len(listedKeys(t, db, u.ID)); ok != 3 || live != task.MaxKeysPerUser {
 			t.Fatalf("%d of %d racers created a key, %d keys live; want 3 and %d", ok, n, live, task.MaxKeysPerUser)
 		}

@@ -117,12 +117,21 @@ func isRevoked(tb testing.TB, db *postgres.DB, sid uuid.UUID) bool {
 // session it lists.
 func liveSessions(tb testing.TB, db *postgres.DB, userID uuid.UUID) []*task.Session {
 	tb.Helper()
-	var out []*task.Session
+	return allPages(tb, "FindSessions", func(cur *task.Cursor) (*task.Page[*task.Session], error) {
+		return db.Sessions().FindSessions(tb.Context(), userID, 3, cur)
+	})
+}
+
+// allPages follows a listing page by page from the first, through find,
+// and returns every item it lists.
+func allPages[T any](tb testing.TB, what string, find func(cur *task.Cursor) (*task.Page[T], error)) []T {
+	tb.Helper()
+	var out []T
 	var cur *task.Cursor
 	for range 100 {
-		p, err := db.Sessions().FindSessions(tb.Context(), userID, 3, cur)
+		p, err := find(cur)
 		if err != nil {
-			tb.Fatalf("FindSessions: %v", err)
+			tb.Fatalf("%s: %v", what, err)
 		}
 		out = append(out, p.Items...)
 		if p.Next == nil {
@@ -130,8 +139,39 @@ func liveSessions(tb testing.TB, db *postgres.DB, userID uuid.UUID) []*task.Sess
 		}
 		cur = p.Next
 	}
-	tb.Fatalf("FindSessions: more than 100 pages")
+	tb.Fatalf("%s: more than 100 pages", what)
 	return nil
+}
+
+// succeeded counts the nil errors of errs; every other must be want.
+func succeeded(tb testing.TB, errs []error, want error) int {
+	tb.Helper()
+	ok := 0
+	for i, err := range errs {
+		if err == nil {
+			ok++
+			continue
+		}
+		wantErr(tb, fmt.Sprintf("racer %d", i), err, want)
+	}
+	return ok
+}
+
+// race runs f(0) to f(n-1) in goroutines released at once, and returns
+// their errors by index.
+func race(n int, f func(i int) error) []error {
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
 }
 
 // startListener runs db's revocation listener until the test ends (or stop
@@ -163,13 +203,19 @@ func waitFor(tb testing.TB, within time.Duration, what string, cond func() bool)
 	return time.Since(start)
 }
 
-func ids[T interface{ *task.Task | *task.User }](items []T) []uuid.UUID {
+func ids[T interface {
+	*task.Task | *task.User | *task.APIKey | *task.Session
+}](items []T) []uuid.UUID {
 	out := make([]uuid.UUID, len(items))
 	for i, it := range items {
 		switch v := any(it).(type) {
 		case *task.Task:
 			out[i] = v.ID
 		case *task.User:
+			out[i] = v.ID
+		case *task.APIKey:
+			out[i] = v.ID
+		case *task.Session:
 			out[i] = v.ID
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -95,18 +94,13 @@ func TestRefreshRace(t *testing.T) {
 
 	const n = 50
 	hashes := make([][]byte, n)
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
+	for i := range hashes {
 		hashes[i] = newHash()
-		wg.Go(func() {
-			<-start
-			_, errs[i] = db.Sessions().RotateRefreshToken(t.Context(), old, hashes[i], time.Now().Add(time.Hour))
-		})
 	}
-	close(start)
-	wg.Wait()
+	errs := race(n, func(i int) error {
+		_, err := db.Sessions().RotateRefreshToken(t.Context(), old, hashes[i], time.Now().Add(time.Hour))
+		return err
+	})
 
 	wins := 0
 	for i, err := range errs {
@@ -232,27 +226,19 @@ func TestFindSessions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FindSessions(previous of page 3): %v", err)
 	}
-	if !slices.Equal(sessionIDs(back.Items), sessionIDs(p2.Items)) || back.Previous == nil {
-		t.Fatalf("previous of page 3 = %v (Previous %v), want page 2 %v", sessionIDs(back.Items), back.Previous, sessionIDs(p2.Items))
+	if !slices.Equal(ids(back.Items), ids(p2.Items)) || back.Previous == nil {
+		t.Fatalf("previous of page 3 = %v (Previous %v), want page 2 %v", ids(back.Items), back.Previous, ids(p2.Items))
 	}
 	back, err = db.Sessions().FindSessions(ctx, u.ID, 3, back.Previous)
 	if err != nil {
 		t.Fatalf("FindSessions(previous of page 2): %v", err)
 	}
-	if !slices.Equal(sessionIDs(back.Items), sessionIDs(p1.Items)) || back.Previous != nil {
-		t.Fatalf("previous of page 2 = %v (Previous %v), want page 1 %v", sessionIDs(back.Items), back.Previous, sessionIDs(p1.Items))
+	if !slices.Equal(ids(back.Items), ids(p1.Items)) || back.Previous != nil {
+		t.Fatalf("previous of page 2 = %v (Previous %v), want page 1 %v", ids(back.Items), back.Previous, ids(p1.Items))
 	}
 
 	_, err = db.Sessions().FindSessions(ctx, u.ID, 3, &task.Cursor{Key: "yesterday", ID: want[0]})
 	wantCode(t, "FindSessions with a malformed cursor", err, task.EBADREQUEST)
-}
-
-func sessionIDs(sessions []*task.Session) []uuid.UUID {
-	var out []uuid.UUID
-	for _, s := range sessions {
-		out = append(out, s.ID)
-	}
-	return out
 }
 
 // TestSessionQuota: a login beyond task.MaxSessionsPerUser live sessions
@@ -281,22 +267,13 @@ func TestSessionQuota(t *testing.T) {
 
 	const racers = 5
 	newest := make([]*task.Session, racers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range racers {
-		wg.Go(func() {
-			<-start
-			s := &task.Session{ID: uuid.New(), UserID: u.ID}
-			if err := db.Sessions().CreateSession(ctx, s, newHash(), time.Now().Add(time.Hour)); err != nil {
-				t.Errorf("CreateSession: %v", err)
-			}
-			newest[i] = s
-		})
-	}
-	close(start)
-	wg.Wait()
-	if t.Failed() {
-		return
+	for i, err := range race(racers, func(i int) error {
+		newest[i] = &task.Session{ID: uuid.New(), UserID: u.ID}
+		return db.Sessions().CreateSession(ctx, newest[i], newHash(), time.Now().Add(time.Hour))
+	}) {
+		if err != nil {
+			t.Fatalf("CreateSession of racer %d: %v", i, err)
+		}
 	}
 
 	live := liveSessions(t, db, u.ID)
@@ -304,7 +281,7 @@ func TestSessionQuota(t *testing.T) {
 		t.Fatalf("live sessions = %d, want %d", len(live), task.MaxSessionsPerUser)
 	}
 	for i, s := range newest {
-		if !slices.Contains(sessionIDs(live), s.ID) || isRevoked(t, db, s.ID) {
+		if !slices.Contains(ids(live), s.ID) || isRevoked(t, db, s.ID) {
 			t.Fatalf("new login %d is not live", i)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -466,18 +465,11 @@ func TestUpdateTaskIfMatchRace(t *testing.T) {
 	tk := newTask(t, db, owner.ID, "Contended", "")
 
 	const n = 20
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			_, errs[i] = db.Tasks().UpdateTask(t.Context(), owner.ID, tk.ID,
-				task.TaskUpdate{Description: ptr(fmt.Sprintf("writer %d", i)), IfMatch: task.IfMatch{tk.Version}})
-		})
-	}
-	close(start)
-	wg.Wait()
+	errs := race(n, func(i int) error {
+		_, err := db.Tasks().UpdateTask(t.Context(), owner.ID, tk.ID,
+			task.TaskUpdate{Description: ptr(fmt.Sprintf("writer %d", i)), IfMatch: task.IfMatch{tk.Version}})
+		return err
+	})
 
 	winner := -1
 	for i, err := range errs {
@@ -659,25 +651,10 @@ func TestTaskQuota(t *testing.T) {
 		u := newUser(t, db)
 		newTask(t, db, u.ID, "Already there", "")
 		const n = 20
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				errs[i] = db.Tasks().CreateTask(ctx, &task.Task{OwnerID: u.ID, Title: fmt.Sprintf("Racer %d", i)})
-			})
-		}
-		close(start)
-		wg.Wait()
-		ok := 0
-		for i, err := range errs {
-			if err == nil {
-				ok++
-				continue
-			}
-			wantErr(t, fmt.Sprintf("racer %d", i), err, task.ErrQuotaExceeded)
-		}
+		errs := race(n, func(i int) error {
+			return db.Tasks().CreateTask(ctx, &task.Task{OwnerID: u.ID, Title: fmt.Sprintf("Racer %d", i)})
+		})
+		ok := succeeded(t, errs, task.ErrQuotaExceeded)
 		var stored int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE owner_id = $1`, u.ID).Scan(&stored); err != nil {
 			t.Fatalf("count: %v", err)

@@ -265,17 +265,9 @@ func TestSetPassword(t *testing.T) {
 func TestCreateUserRace(t *testing.T) {
 	db, _ := pgtest.Open(t)
 	names := []string{"racer", "Racer", "RACER", "rAcEr", "racER", "RACEr", "Racer", "racer"}
-	errs := make([]error, len(names))
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Go(func() {
-			<-start
-			errs[i] = db.Users().CreateUser(t.Context(), &task.User{Username: name, PasswordHash: "h"})
-		})
-	}
-	close(start)
-	wg.Wait()
+	errs := race(len(names), func(i int) error {
+		return db.Users().CreateUser(t.Context(), &task.User{Username: names[i], PasswordHash: "h"})
+	})
 
 	created := 0
 	for i, err := range errs {
