@@ -41,6 +41,7 @@ type Server struct {
 	throttle *throttle
 	router   *chi.Mux
 	policies map[string]policy // "METHOD /pattern" -> who may call it, for the route audit
+	rates    map[string]rate   // "METHOD /pattern" -> the budget it spends, for the route audit
 	now      func() time.Time
 
 	// unknownKeys remembers API key prefixes that matched no usable key, so
@@ -75,6 +76,7 @@ func NewServer(cfg *config.Config, log *slog.Logger, deps Deps) *Server {
 		throttle: newThrottle(cfg, deps.RateStore),
 		router:   chi.NewRouter(),
 		policies: map[string]policy{},
+		rates:    map[string]rate{},
 		now:      time.Now,
 
 		unknownKeys: newRecent[struct{}](10000, time.Minute),
