@@ -20,7 +20,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/term"
 
 	"github.com/acme/taskmanager/internal/auth"
@@ -267,14 +266,14 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	go db.Revocations().Run(ctx)
 	go purge(ctx, db, log)
 
-	rateStore, closeRedis, err := rateLimitStore(ctx, cfg, log)
+	rateStores, closeRedis, err := ratelimit.Connect(ctx, cfg.RedisURL, cfg.RedisKeyPrefix, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("REDIS_URL: %w", err)
 	}
 	defer closeRedis()
 	handler := httpapi.NewServer(cfg, log, httpapi.Deps{
 		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
-		Revocations: db.Revocations(), Ping: db.Ping, RateStore: rateStore,
+		Revocations: db.Revocations(), Ping: db.Ping, RateStore: rateStores,
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -354,41 +353,6 @@ func baseURL(addr net.Addr, secure bool, public *url.URL) string {
 		u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(ta.Port))
 	}
 	return u.String()
-}
-
-// rateLimitStore shares rate-limit counters through Redis when REDIS_URL
-// is set, falling back to this instance's memory while Redis is down.
-func rateLimitStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (func(time.Duration) ratelimit.Store, func(), error) {
-	if cfg.RedisURL == "" {
-		log.Info("rate limits are counted by this instance alone; set REDIS_URL to share them between instances")
-		return nil, func() {}, nil
-	}
-	opts, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, nil, errors.New("REDIS_URL cannot be parsed")
-	}
-	// Short timeouts: a slow Redis must cost a request milliseconds, not seconds.
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
-	redis.SetLogger(redisLogger{log})
-	client := redis.NewClient(opts)
-	if err := client.Ping(ctx).Err(); err != nil {
-		log.Warn("Redis does not answer: counting rate limits locally until it does", "err", err.Error())
-	} else {
-		log.Info("rate limits are shared through Redis", "addr", opts.Addr)
-	}
-	shared := ratelimit.NewRedis(client, cfg.RedisKeyPrefix)
-	store := func(window time.Duration) ratelimit.Store {
-		return &ratelimit.Fallback{Primary: shared, Secondary: ratelimit.NewLocal(window), Log: log}
-	}
-	return store, func() { _ = client.Close() }, nil
-}
-
-// redisLogger sends go-redis's own complaints to the debug log: the
-// fallback store reports an outage once, as a warning.
-type redisLogger struct{ log *slog.Logger }
-
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 // purge deletes dead sessions and refresh tokens now and then. Every

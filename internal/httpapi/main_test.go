@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/config"
 	"github.com/acme/taskmanager/internal/pgtest"
@@ -34,22 +32,14 @@ func TestMain(m *testing.M) {
 }
 
 // withRedis shares the server's rate limits through Redis at url, under a
-// prefix of the test's own, falling back to memory as the binary does.
+// prefix of the test's own, falling back to memory, as serve does.
 func withRedis(t testing.TB, url, prefix string, logBuf *syncBuffer) func(*Deps) {
-	opts, err := redis.ParseURL(url)
+	stores, closeFn, err := ratelimit.Connect(context.Background(), url, prefix, slog.New(slog.NewJSONHandler(logBuf, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
-	client := redis.NewClient(opts)
-	t.Cleanup(func() { client.Close() })
-	shared := ratelimit.NewRedis(client, prefix)
-	log := slog.New(slog.NewJSONHandler(logBuf, nil))
-	return func(d *Deps) {
-		d.RateStore = func(w time.Duration) ratelimit.Store {
-			return &ratelimit.Fallback{Primary: shared, Secondary: ratelimit.NewLocal(w), Log: log}
-		}
-	}
+	t.Cleanup(closeFn)
+	return func(d *Deps) { d.RateStore = stores }
 }
 
 // testEnv is a server on its own migrated database.

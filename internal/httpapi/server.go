@@ -26,9 +26,9 @@ type Deps struct {
 	Revocations task.Revocations
 	// Ping reports whether the database answers (for /readyz).
 	Ping func(context.Context) error
-	// RateStore makes the counter store of a limiter with the given window;
+	// RateStore makes the counter stores of the limiters (ratelimit.Connect);
 	// nil counts in memory.
-	RateStore func(window time.Duration) ratelimit.Store
+	RateStore ratelimit.Stores
 }
 
 // Server is the HTTP handler of the API.

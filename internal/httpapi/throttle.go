@@ -68,9 +68,9 @@ func (t *throttle) scope(rt rate) (own budget, perUser bool) {
 // one; a request must fit both.
 type budget []*ratelimit.Limiter
 
-func newThrottle(cfg *config.Config, store func(window time.Duration) ratelimit.Store) *throttle {
+func newThrottle(cfg *config.Config, store ratelimit.Stores) *throttle {
 	if store == nil {
-		store = func(w time.Duration) ratelimit.Store { return ratelimit.NewLocal(w) }
+		store = ratelimit.LocalStores
 	}
 	limiter := func(name string, r config.Rate) *ratelimit.Limiter {
 		return ratelimit.New(name, r.Limit, r.Window, store(r.Window))
