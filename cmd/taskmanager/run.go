@@ -271,9 +271,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
 	defer closeRedis()
-	handler := httpapi.NewServer(cfg, log, httpapi.Deps{
+	handler := httpapi.NewServer(httpapi.ConfigFrom(cfg), log, httpapi.Deps{
+		Tokens: auth.NewTokens(httpapi.TokenConfig(cfg)), Hasher: auth.NewHasher(cfg.PasswordHashLimit),
 		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
-		Revocations: db.Revocations(), Ping: db.Ping, RateStore: rateStores,
+		Revocations: db.Revocations(), Ping: db.Ping, RateStore: rateStores, Now: time.Now,
 	})
 	srv := &http.Server{
 		Handler:           handler,

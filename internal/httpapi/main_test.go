@@ -48,14 +48,14 @@ type testEnv struct {
 	srv    *Server
 	db     *postgres.DB
 	dsn    string
-	cfg    *config.Config
+	cfg    Config
 	logBuf *syncBuffer
 	ip     atomic.Uint32
 }
 
-// testConfig is the contract's defaults, as the server reads them from an
-// empty environment plus a signing key and a database.
-func testConfig(t testing.TB, env map[string]string) *config.Config {
+// loadConfig is the contract's defaults, as serve reads them from an empty
+// environment plus a signing key and a database; env overrides them.
+func loadConfig(t testing.TB, env map[string]string) *config.Config {
 	t.Helper()
 	base := map[string]string{
 		"DATABASE_URL":         "postgres://unused",
@@ -73,10 +73,26 @@ func testConfig(t testing.TB, env map[string]string) *config.Config {
 	return cfg
 }
 
+// testConfig is the HTTP layer's part of loadConfig.
+func testConfig(t testing.TB, env map[string]string) Config {
+	t.Helper()
+	return ConfigFrom(loadConfig(t, env))
+}
+
+// testDeps are the collaborators serve would build from cfg, on db, with
+// limits counted in memory.
+func testDeps(cfg *config.Config, db *postgres.DB) Deps {
+	return Deps{
+		Tokens: auth.NewTokens(TokenConfig(cfg)), Hasher: auth.NewHasher(cfg.PasswordHashLimit),
+		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
+		Revocations: db.Revocations(), Ping: db.Ping, RateStore: ratelimit.LocalStores, Now: time.Now,
+	}
+}
+
 // newEnv starts a server on a fresh database; env overrides configuration.
 func newEnv(t testing.TB, env map[string]string, opts ...func(*Deps)) *testEnv {
 	t.Helper()
-	cfg := testConfig(t, env)
+	cfg := loadConfig(t, env)
 	db, dsn := pgtest.OpenWith(t, postgres.Options{TokenTTL: cfg.AccessTokenTTL + auth.Leeway,
 		QueryTimeout: cfg.DBQueryTimeout, MaxTasksPerUser: cfg.MaxTasksPerUser})
 	return newEnvOn(t, db, dsn, env, opts...)
@@ -85,19 +101,18 @@ func newEnv(t testing.TB, env map[string]string, opts ...func(*Deps)) *testEnv {
 // newEnvOn starts a server on an existing database, as a second instance would.
 func newEnvOn(t testing.TB, db *postgres.DB, dsn string, env map[string]string, opts ...func(*Deps)) *testEnv {
 	t.Helper()
-	cfg := testConfig(t, env)
+	cfg := loadConfig(t, env)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go db.Revocations().Run(ctx)
 	buf := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	deps := Deps{Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
-		Revocations: db.Revocations(), Ping: db.Ping}
+	deps := testDeps(cfg, db)
 	for _, opt := range opts {
 		opt(&deps)
 	}
-	srv := NewServer(cfg, log, deps)
-	e := &testEnv{t: t, srv: srv, db: db, dsn: dsn, cfg: cfg, logBuf: buf}
+	srv := NewServer(ConfigFrom(cfg), log, deps)
+	e := &testEnv{t: t, srv: srv, db: db, dsn: dsn, cfg: srv.cfg, logBuf: buf}
 	waitFor(t, func() bool { return db.Revocations().Live() }, "revocation listener")
 	return e
 }

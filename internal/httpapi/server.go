@@ -12,13 +12,15 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/acme/taskmanager/internal/auth"
-	"github.com/acme/taskmanager/internal/config"
 	"github.com/acme/taskmanager/internal/ratelimit"
 	"github.com/acme/taskmanager/internal/task"
 )
 
-// Deps are the collaborators a Server needs.
+// Deps are the collaborators a Server needs, built by serve (and by the
+// tests the same way). Every field is required.
 type Deps struct {
+	Tokens      *auth.Tokens // issues and verifies JWTs (built from TokenConfig)
+	Hasher      *auth.Hasher // hashes and checks passwords
 	Tasks       task.TaskStore
 	Users       task.UserStore
 	Sessions    task.SessionStore
@@ -26,14 +28,16 @@ type Deps struct {
 	Revocations task.Revocations
 	// Ping reports whether the database answers (for /readyz).
 	Ping func(context.Context) error
-	// RateStore makes the counter stores of the limiters (ratelimit.Connect);
-	// nil counts in memory.
+	// RateStore makes the counter stores of the limiters (ratelimit.Connect,
+	// or ratelimit.LocalStores).
 	RateStore ratelimit.Stores
+	// Now is the clock sessions are timed by.
+	Now func() time.Time
 }
 
 // Server is the HTTP handler of the API.
 type Server struct {
-	cfg      *config.Config
+	cfg      Config
 	log      *slog.Logger
 	deps     Deps
 	hasher   *auth.Hasher
@@ -56,28 +60,18 @@ type Server struct {
 }
 
 // NewServer builds the handler from cfg and deps.
-func NewServer(cfg *config.Config, log *slog.Logger, deps Deps) *Server {
+func NewServer(cfg Config, log *slog.Logger, deps Deps) *Server {
 	s := &Server{
-		cfg:    cfg,
-		log:    log,
-		deps:   deps,
-		hasher: auth.NewHasher(cfg.PasswordHashLimit),
-		tokens: auth.NewTokens(auth.TokenConfig{
-			Key:                cfg.JWTSigningKey,
-			PrivateKey:         cfg.JWTPrivateKey,
-			PreviousKeys:       cfg.JWTPreviousSigningKeys,
-			PreviousPublicKeys: cfg.JWTPreviousPublicKeys,
-			Issuer:             cfg.JWTIssuer,
-			Audience:           cfg.JWTAudience,
-			AccessTTL:          cfg.AccessTokenTTL,
-			RefreshTTL:         cfg.RefreshTokenTTL,
-			SessionMaxAge:      cfg.SessionMaxAge,
-		}),
-		throttle: newThrottle(cfg, deps.RateStore),
+		cfg:      cfg,
+		log:      log,
+		deps:     deps,
+		hasher:   deps.Hasher,
+		tokens:   deps.Tokens,
+		throttle: newThrottle(cfg.Rates, deps.RateStore),
 		router:   chi.NewRouter(),
 		policies: map[string]policy{},
 		rates:    map[string]rate{},
-		now:      time.Now,
+		now:      deps.Now,
 
 		unknownKeys: newRecent[struct{}](10000, time.Minute),
 		knownKeys:   newRecent[[]byte](10000, time.Minute),

@@ -68,10 +68,7 @@ func (t *throttle) scope(rt rate) (own budget, perUser bool) {
 // one; a request must fit both.
 type budget []*ratelimit.Limiter
 
-func newThrottle(cfg *config.Config, store ratelimit.Stores) *throttle {
-	if store == nil {
-		store = ratelimit.LocalStores
-	}
+func newThrottle(rates Rates, store ratelimit.Stores) *throttle {
 	limiter := func(name string, r config.Rate) *ratelimit.Limiter {
 		return ratelimit.New(name, r.Limit, r.Window, store(r.Window))
 	}
@@ -83,14 +80,14 @@ func newThrottle(cfg *config.Config, store ratelimit.Stores) *throttle {
 		return b
 	}
 	return &throttle{
-		anon:          withSustained("anon", cfg.RateAnon, cfg.RateAnonSustained),
-		user:          withSustained("user", cfg.RateUser, cfg.RateUserSustained),
-		login:         limiter("login", cfg.RateLogin),
-		loginPair:     limiter("login_failures", cfg.RateLoginFailures),
-		loginUsername: limiter("login_username", cfg.RateLoginUsername),
-		register:      limiter("register", cfg.RateRegister),
-		tokens:        limiter("token", cfg.RateToken),
-		keyMint:       limiter("key_create", cfg.RateKeyCreate),
+		anon:          withSustained("anon", rates.Anon, rates.AnonSustained),
+		user:          withSustained("user", rates.User, rates.UserSustained),
+		login:         limiter("login", rates.Login),
+		loginPair:     limiter("login_failures", rates.LoginFailures),
+		loginUsername: limiter("login_username", rates.LoginUsername),
+		register:      limiter("register", rates.Register),
+		tokens:        limiter("token", rates.Token),
+		keyMint:       limiter("key_create", rates.KeyCreate),
 		events:        newRecent[time.Time](10000, 24*time.Hour), // a day outlasts any budget's window
 	}
 }
