@@ -113,12 +113,12 @@ func (s *Server) limit(rt rate) func(http.Handler) http.Handler {
 				}
 				sp = &got
 			}
-			sp.headers(w)
 			if sp.over != nil {
 				s.throttled(r, sp)
-				s.error(w, r, task.ErrThrottled)
+				s.error(w, r, refusal{sp})
 				return
 			}
+			sp.headers(w)
 			next.ServeHTTP(w, r)
 		})
 	}
@@ -192,7 +192,8 @@ func refused(lim *ratelimit.Limiter, key string, d ratelimit.Decision) *spent {
 
 // headers sends the X-RateLimit set for the tightest decision, the
 // draft-10 fields, and Retry-After when the request was refused. This is
-// the one place that writes rate-limit headers.
+// the one place that writes rate-limit headers: limit calls it for a
+// request it lets through, the error writer for every 429 (a refusal).
 func (sp *spent) headers(w http.ResponseWriter) {
 	d := sp.tight
 	h := w.Header()
@@ -206,8 +207,9 @@ func (sp *spent) headers(w http.ResponseWriter) {
 	}
 }
 
-// refusal is a 429 decided inside a handler: the error writer sends its
-// rate-limit headers, so handlers never write them.
+// refusal is a 429 and what its rate-limit headers say, decided by limit
+// or by the failed-login accounting: the error writer sends the headers,
+// so neither middleware nor handlers write a refusal themselves.
 type refusal struct{ *spent }
 
 func (e refusal) Error() string { return "httpapi: over the " + e.over.Name + " budget" }
