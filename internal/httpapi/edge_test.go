@@ -142,10 +142,9 @@ func TestDatabaseDownIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	cfg := testConfig(t, nil)
-	srv := NewServer(cfg, discardLogger(), Deps{Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
-		Revocations: db.Revocations(), Ping: db.Ping})
-	e := &testEnv{t: t, srv: srv, cfg: cfg}
+	cfg := loadConfig(t, nil)
+	srv := NewServer(ConfigFrom(cfg), discardLogger(), testDeps(cfg, db))
+	e := &testEnv{t: t, srv: srv, cfg: srv.cfg}
 	e.do(req{method: "GET", path: "/healthz"}).status(http.StatusOK)
 	for _, r := range []req{
 		{method: "GET", path: "/readyz"},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -119,4 +120,12 @@ func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) 
 		w.Header().Add("Allow", m)
 	}
 	s.error(w, r, task.Errorf(task.EMETHOD, "Method %q not allowed.", r.Method))
+}
+
+// routePath is the route pattern chi matched, or the path when none did.
+func routePath(r *http.Request) string {
+	if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
+		return rctx.RoutePath
+	}
+	return strings.TrimSuffix(r.URL.Path, "/")
 }

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/config"
 	"github.com/acme/taskmanager/internal/pgtest"
@@ -34,22 +32,14 @@ func TestMain(m *testing.M) {
 }
 
 // withRedis shares the server's rate limits through Redis at url, under a
-// prefix of the test's own, falling back to memory as the binary does.
+// prefix of the test's own, falling back to memory, as serve does.
 func withRedis(t testing.TB, url, prefix string, logBuf *syncBuffer) func(*Deps) {
-	opts, err := redis.ParseURL(url)
+	stores, closeFn, err := ratelimit.Connect(context.Background(), url, prefix, slog.New(slog.NewJSONHandler(logBuf, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
-	client := redis.NewClient(opts)
-	t.Cleanup(func() { client.Close() })
-	shared := ratelimit.NewRedis(client, prefix)
-	log := slog.New(slog.NewJSONHandler(logBuf, nil))
-	return func(d *Deps) {
-		d.RateStore = func(w time.Duration) ratelimit.Store {
-			return &ratelimit.Fallback{Primary: shared, Secondary: ratelimit.NewLocal(w), Log: log}
-		}
-	}
+	t.Cleanup(closeFn)
+	return func(d *Deps) { d.RateStore = stores }
 }
 
 // testEnv is a server on its own migrated database.
@@ -58,14 +48,14 @@ type testEnv struct {
 	srv    *Server
 	db     *postgres.DB
 	dsn    string
-	cfg    *config.Config
+	cfg    Config
 	logBuf *syncBuffer
 	ip     atomic.Uint32
 }
 
-// testConfig is the contract's defaults, as the server reads them from an
-// empty environment plus a signing key and a database.
-func testConfig(t testing.TB, env map[string]string) *config.Config {
+// loadConfig is the contract's defaults, as serve reads them from an empty
+// environment plus a signing key and a database; env overrides them.
+func loadConfig(t testing.TB, env map[string]string) *config.Config {
 	t.Helper()
 	base := map[string]string{
 		"DATABASE_URL":         "postgres://unused",
@@ -83,10 +73,26 @@ func testConfig(t testing.TB, env map[string]string) *config.Config {
 	return cfg
 }
 
+// testConfig is the HTTP layer's part of loadConfig.
+func testConfig(t testing.TB, env map[string]string) Config {
+	t.Helper()
+	return ConfigFrom(loadConfig(t, env))
+}
+
+// testDeps are the collaborators serve would build from cfg, on db, with
+// limits counted in memory.
+func testDeps(cfg *config.Config, db *postgres.DB) Deps {
+	return Deps{
+		Tokens: auth.NewTokens(TokenConfig(cfg)), Hasher: auth.NewHasher(cfg.PasswordHashLimit),
+		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
+		Revocations: db.Revocations(), Ping: db.Ping, RateStore: ratelimit.LocalStores, Now: time.Now,
+	}
+}
+
 // newEnv starts a server on a fresh database; env overrides configuration.
 func newEnv(t testing.TB, env map[string]string, opts ...func(*Deps)) *testEnv {
 	t.Helper()
-	cfg := testConfig(t, env)
+	cfg := loadConfig(t, env)
 	db, dsn := pgtest.OpenWith(t, postgres.Options{TokenTTL: cfg.AccessTokenTTL + auth.Leeway,
 		QueryTimeout: cfg.DBQueryTimeout, MaxTasksPerUser: cfg.MaxTasksPerUser})
 	return newEnvOn(t, db, dsn, env, opts...)
@@ -95,19 +101,18 @@ func newEnv(t testing.TB, env map[string]string, opts ...func(*Deps)) *testEnv {
 // newEnvOn starts a server on an existing database, as a second instance would.
 func newEnvOn(t testing.TB, db *postgres.DB, dsn string, env map[string]string, opts ...func(*Deps)) *testEnv {
 	t.Helper()
-	cfg := testConfig(t, env)
+	cfg := loadConfig(t, env)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go db.Revocations().Run(ctx)
 	buf := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	deps := Deps{Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
-		Revocations: db.Revocations(), Ping: db.Ping}
+	deps := testDeps(cfg, db)
 	for _, opt := range opts {
 		opt(&deps)
 	}
-	srv := NewServer(cfg, log, deps)
-	e := &testEnv{t: t, srv: srv, db: db, dsn: dsn, cfg: cfg, logBuf: buf}
+	srv := NewServer(ConfigFrom(cfg), log, deps)
+	e := &testEnv{t: t, srv: srv, db: db, dsn: dsn, cfg: srv.cfg, logBuf: buf}
 	waitFor(t, func() bool { return db.Revocations().Live() }, "revocation listener")
 	return e
 }

@@ -11,22 +11,24 @@ import (
 )
 
 // routes lists every route and the middleware in front of them. Each API
-// route declares its policy; a route without one cannot be registered.
-// Every answer is throttled, 404s and 405s included, except the probes:
-// a load balancer polls them from one address, and /readyz shares one
-// database ping between callers.
+// route declares its policy and its rate budget; a route without either
+// cannot be registered. Every answer is throttled, 404s and 405s included,
+// except the probes: a load balancer polls them from one address, and
+// /readyz shares one database ping between callers.
 func (s *Server) routes() {
 	r := s.router
 	r.Use(s.limitHeaders, middleware.StripSlashes, s.requestID, s.accessLog, s.recoverer, s.securityHeaders,
 		s.checkHost, s.redirectToHTTPS, s.cors(), middleware.GetHead)
-	throttled := func(h http.Handler) http.Handler { return s.authenticate(s.throttle.middleware(s)(h)) }
-	r.NotFound(throttled(s.noStore(http.HandlerFunc(s.handleNotFound))).ServeHTTP)
-	r.MethodNotAllowed(throttled(s.noStore(http.HandlerFunc(s.handleMethodNotAllowed))).ServeHTTP)
+	general := func(h http.HandlerFunc) http.HandlerFunc {
+		return s.authenticate(s.limit(generalRate)(s.noStore(h))).ServeHTTP
+	}
+	r.NotFound(general(s.handleNotFound))
+	r.MethodNotAllowed(general(s.handleMethodNotAllowed))
 
 	r.Get("/healthz", s.handleHealth)
 	r.Get("/readyz", s.handleReady)
 	r.Group(func(r chi.Router) {
-		r.Use(throttled)
+		r.Use(s.authenticate, s.limit(generalRate))
 		r.Get("/.well-known/jwks.json", s.handleJWKS)
 		if s.cfg.DocsEnabled {
 			newDocs().routes(r)
@@ -34,39 +36,42 @@ func (s *Server) routes() {
 	})
 
 	r.Group(func(r chi.Router) {
-		r.Use(s.noStore, throttled)
+		r.Use(s.noStore, s.authenticate)
 
-		s.handle(r, "POST /api/register", public, s.handleRegister)
-		s.handle(r, "POST /api/token", public, s.handleTokenObtain)
-		s.handle(r, "POST /api/token/refresh", public, s.handleTokenRefresh)
-		s.handle(r, "POST /api/token/verify", public, s.handleTokenVerify)
-		s.handle(r, "POST /api/token/blacklist", public, s.handleTokenBlacklist)
+		s.handle(r, "POST /api/register", public, registerRate, s.handleRegister)
+		s.handle(r, "POST /api/token", public, loginRate, s.handleTokenObtain)
+		s.handle(r, "POST /api/token/refresh", public, tokenRate, s.handleTokenRefresh)
+		s.handle(r, "POST /api/token/verify", public, tokenRate, s.handleTokenVerify)
+		s.handle(r, "POST /api/token/blacklist", public, tokenRate, s.handleTokenBlacklist)
 
-		s.handle(r, "POST /api/logout/all", bearer, s.handleLogoutAll)
-		s.handle(r, "GET /api/me", bearer, s.handleMe)
-		s.handle(r, "POST /api/me/password", bearer, s.handlePasswordChange)
-		s.handle(r, "GET /api/sessions", bearer, s.handleSessionList)
-		s.handle(r, "DELETE /api/sessions/{id}", bearer, s.handleSessionDelete)
+		s.handle(r, "POST /api/logout/all", bearer, generalRate, s.handleLogoutAll)
+		s.handle(r, "GET /api/me", bearer, generalRate, s.handleMe)
+		s.handle(r, "POST /api/me/password", bearer, generalRate, s.handlePasswordChange)
+		s.handle(r, "GET /api/sessions", bearer, generalRate, s.handleSessionList)
+		s.handle(r, "DELETE /api/sessions/{id}", bearer, generalRate, s.handleSessionDelete)
 
-		s.handle(r, "GET /api/keys", bearer, s.handleKeyList)
-		s.handle(r, "POST /api/keys", bearer, s.handleKeyCreate)
-		s.handle(r, "DELETE /api/keys/{id}", bearer, s.handleKeyDelete)
+		s.handle(r, "GET /api/keys", bearer, generalRate, s.handleKeyList)
+		s.handle(r, "POST /api/keys", bearer, keyCreateRate, s.handleKeyCreate)
+		s.handle(r, "DELETE /api/keys/{id}", bearer, generalRate, s.handleKeyDelete)
 
-		s.handle(r, "GET /api/tasks", scoped(task.ScopeTasksRead), s.handleTaskList)
-		s.handle(r, "POST /api/tasks", scoped(task.ScopeTasksWrite), s.handleTaskCreate)
-		s.handle(r, "GET /api/tasks/{id}", scoped(task.ScopeTasksRead), s.handleTaskGet)
-		s.handle(r, "PUT /api/tasks/{id}", scoped(task.ScopeTasksWrite), s.handleTaskReplace)
-		s.handle(r, "PATCH /api/tasks/{id}", scoped(task.ScopeTasksWrite), s.handleTaskUpdate)
-		s.handle(r, "DELETE /api/tasks/{id}", scoped(task.ScopeTasksWrite), s.handleTaskDelete)
+		s.handle(r, "GET /api/tasks", scoped(task.ScopeTasksRead), generalRate, s.handleTaskList)
+		s.handle(r, "POST /api/tasks", scoped(task.ScopeTasksWrite), generalRate, s.handleTaskCreate)
+		s.handle(r, "GET /api/tasks/{id}", scoped(task.ScopeTasksRead), generalRate, s.handleTaskGet)
+		s.handle(r, "PUT /api/tasks/{id}", scoped(task.ScopeTasksWrite), generalRate, s.handleTaskReplace)
+		s.handle(r, "PATCH /api/tasks/{id}", scoped(task.ScopeTasksWrite), generalRate, s.handleTaskUpdate)
+		s.handle(r, "DELETE /api/tasks/{id}", scoped(task.ScopeTasksWrite), generalRate, s.handleTaskDelete)
 
-		s.handle(r, "GET /api/admin/users", admin, s.handleUserList)
-		s.handle(r, "PATCH /api/admin/users/{id}", admin, s.handleUserUpdate)
+		s.handle(r, "GET /api/admin/users", admin, generalRate, s.handleUserList)
+		s.handle(r, "PATCH /api/admin/users/{id}", admin, generalRate, s.handleUserUpdate)
 	})
 }
 
-// handle registers h for "METHOD /pattern" behind its policy.
-func (s *Server) handle(r chi.Router, route string, p policy, h http.HandlerFunc) {
+// handle registers h for "METHOD /pattern" behind its rate budget and its
+// policy, in that order: throttling runs before the policy, so an anonymous
+// flood on a protected route gets 401s and then 429s.
+func (s *Server) handle(r chi.Router, route string, p policy, rt rate, h http.HandlerFunc) {
 	method, pattern, _ := strings.Cut(route, " ")
-	s.policies[method+" "+pattern] = p
-	r.With(s.enforce(p)).Method(method, pattern, h)
+	s.policies[route] = p
+	s.rates[route] = rt
+	r.With(s.limit(rt), s.enforce(p)).Method(method, pattern, h)
 }

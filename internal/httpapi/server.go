@@ -12,13 +12,15 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/acme/taskmanager/internal/auth"
-	"github.com/acme/taskmanager/internal/config"
 	"github.com/acme/taskmanager/internal/ratelimit"
 	"github.com/acme/taskmanager/internal/task"
 )
 
-// Deps are the collaborators a Server needs.
+// Deps are the collaborators a Server needs, built by serve (and by the
+// tests the same way). Every field is required.
 type Deps struct {
+	Tokens      *auth.Tokens // issues and verifies JWTs (built from TokenConfig)
+	Hasher      *auth.Hasher // hashes and checks passwords
 	Tasks       task.TaskStore
 	Users       task.UserStore
 	Sessions    task.SessionStore
@@ -26,14 +28,16 @@ type Deps struct {
 	Revocations task.Revocations
 	// Ping reports whether the database answers (for /readyz).
 	Ping func(context.Context) error
-	// RateStore makes the counter store of a limiter with the given window;
-	// nil counts in memory.
-	RateStore func(window time.Duration) ratelimit.Store
+	// RateStore makes the counter stores of the limiters (ratelimit.Connect,
+	// or ratelimit.LocalStores).
+	RateStore ratelimit.Stores
+	// Now is the clock sessions are timed by.
+	Now func() time.Time
 }
 
 // Server is the HTTP handler of the API.
 type Server struct {
-	cfg      *config.Config
+	cfg      Config
 	log      *slog.Logger
 	deps     Deps
 	hasher   *auth.Hasher
@@ -41,6 +45,7 @@ type Server struct {
 	throttle *throttle
 	router   *chi.Mux
 	policies map[string]policy // "METHOD /pattern" -> who may call it, for the route audit
+	rates    map[string]rate   // "METHOD /pattern" -> the budget it spends, for the route audit
 	now      func() time.Time
 
 	// unknownKeys remembers API key prefixes that matched no usable key, so
@@ -55,27 +60,18 @@ type Server struct {
 }
 
 // NewServer builds the handler from cfg and deps.
-func NewServer(cfg *config.Config, log *slog.Logger, deps Deps) *Server {
+func NewServer(cfg Config, log *slog.Logger, deps Deps) *Server {
 	s := &Server{
-		cfg:    cfg,
-		log:    log,
-		deps:   deps,
-		hasher: auth.NewHasher(cfg.PasswordHashLimit),
-		tokens: auth.NewTokens(auth.TokenConfig{
-			Key:                cfg.JWTSigningKey,
-			PrivateKey:         cfg.JWTPrivateKey,
-			PreviousKeys:       cfg.JWTPreviousSigningKeys,
-			PreviousPublicKeys: cfg.JWTPreviousPublicKeys,
-			Issuer:             cfg.JWTIssuer,
-			Audience:           cfg.JWTAudience,
-			AccessTTL:          cfg.AccessTokenTTL,
-			RefreshTTL:         cfg.RefreshTokenTTL,
-			SessionMaxAge:      cfg.SessionMaxAge,
-		}),
-		throttle: newThrottle(cfg, deps.RateStore),
+		cfg:      cfg,
+		log:      log,
+		deps:     deps,
+		hasher:   deps.Hasher,
+		tokens:   deps.Tokens,
+		throttle: newThrottle(cfg.Rates, deps.RateStore),
 		router:   chi.NewRouter(),
 		policies: map[string]policy{},
-		now:      time.Now,
+		rates:    map[string]rate{},
+		now:      deps.Now,
 
 		unknownKeys: newRecent[struct{}](10000, time.Minute),
 		knownKeys:   newRecent[[]byte](10000, time.Minute),

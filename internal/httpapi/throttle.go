@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/acme/taskmanager/internal/config"
 	"github.com/acme/taskmanager/internal/ratelimit"
 	"github.com/acme/taskmanager/internal/task"
@@ -19,7 +17,8 @@ import (
 
 // throttle holds the budgets: anonymous callers per IP, users per user,
 // and the stricter scoped ones of the credential endpoints, which replace
-// the general budget there (as DRF's ScopedRateThrottle does).
+// the general budget there (as DRF's ScopedRateThrottle does). Which
+// budget a route spends is declared in the route table (see rate).
 type throttle struct {
 	anon, user                budget
 	login                     *ratelimit.Limiter // every /api/token/ request, per IP
@@ -29,14 +28,47 @@ type throttle struct {
 	events                    *recent[time.Time] // client and budget -> the window of its last logged refusal
 }
 
+// rate names the budget a route spends, on its line of the route table.
+// The zero rate declares nothing, and handle refuses to register a route
+// with it: a route that quietly fell back to the general budget would
+// leave a credential endpoint with the loose limit.
+type rate int
+
+const (
+	_             rate = iota
+	generalRate        // the caller's own: per user when signed in, else per client IP
+	loginRate          // every login attempt, per client IP (failures are counted apart, see attempt)
+	registerRate       // per client IP
+	tokenRate          // refresh, verify, blacklist: per client IP
+	keyCreateRate      // per user; an anonymous caller spends the general budget
+)
+
+// scope is what a route of rate rt counts against: its own limit (nil for
+// the general budget), and whether that limit counts signed-in callers per
+// user (falling back to the general budget for the others) rather than
+// every caller per client IP. It is resolved once, when the route is
+// registered, so a request pays no lookup.
+func (t *throttle) scope(rt rate) (own budget, perUser bool) {
+	switch rt {
+	case generalRate:
+		return nil, false
+	case loginRate:
+		return budget{t.login}, false
+	case registerRate:
+		return budget{t.register}, false
+	case tokenRate:
+		return budget{t.tokens}, false
+	case keyCreateRate:
+		return budget{t.keyMint}, true
+	}
+	panic(fmt.Sprintf("httpapi: route registered without a rate budget (rate %d)", rt))
+}
+
 // budget is a short burst limit, optionally backed by a long sustained
 // one; a request must fit both.
 type budget []*ratelimit.Limiter
 
-func newThrottle(cfg *config.Config, store func(window time.Duration) ratelimit.Store) *throttle {
-	if store == nil {
-		store = func(w time.Duration) ratelimit.Store { return ratelimit.NewLocal(w) }
-	}
+func newThrottle(rates Rates, store ratelimit.Stores) *throttle {
 	limiter := func(name string, r config.Rate) *ratelimit.Limiter {
 		return ratelimit.New(name, r.Limit, r.Window, store(r.Window))
 	}
@@ -48,25 +80,28 @@ func newThrottle(cfg *config.Config, store func(window time.Duration) ratelimit.
 		return b
 	}
 	return &throttle{
-		anon:          withSustained("anon", cfg.RateAnon, cfg.RateAnonSustained),
-		user:          withSustained("user", cfg.RateUser, cfg.RateUserSustained),
-		login:         limiter("login", cfg.RateLogin),
-		loginPair:     limiter("login_failures", cfg.RateLoginFailures),
-		loginUsername: limiter("login_username", cfg.RateLoginUsername),
-		register:      limiter("register", cfg.RateRegister),
-		tokens:        limiter("token", cfg.RateToken),
-		keyMint:       limiter("key_create", cfg.RateKeyCreate),
+		anon:          withSustained("anon", rates.Anon, rates.AnonSustained),
+		user:          withSustained("user", rates.User, rates.UserSustained),
+		login:         limiter("login", rates.Login),
+		loginPair:     limiter("login_failures", rates.LoginFailures),
+		loginUsername: limiter("login_username", rates.LoginUsername),
+		register:      limiter("register", rates.Register),
+		tokens:        limiter("token", rates.Token),
+		keyMint:       limiter("key_create", rates.KeyCreate),
 		events:        newRecent[time.Time](10000, 24*time.Hour), // a day outlasts any budget's window
 	}
 }
 
-// middleware counts every request against one budget. It runs after
-// authentication has named the caller and before any route requires it, so
-// floods of anonymous or badly authenticated requests are throttled too.
-func (t *throttle) middleware(s *Server) func(http.Handler) http.Handler {
+// limit counts every request of a route of rate rt against one budget. It
+// runs after authentication has named the caller and before any route
+// requires it, so floods of anonymous or badly authenticated requests are
+// throttled too.
+func (s *Server) limit(rt rate) func(http.Handler) http.Handler {
+	t := s.throttle
+	own, perUser := t.scope(rt)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			b, key := t.pick(r)
+			b, key := t.pick(r, own, perUser)
 			sp := info(r.Context()).anonSpent
 			if sp == nil || (sp.over == nil && !b.is(t.anon)) {
 				// Not counted yet, or counted against the anonymous budget
@@ -78,39 +113,30 @@ func (t *throttle) middleware(s *Server) func(http.Handler) http.Handler {
 				}
 				sp = &got
 			}
-			sp.headers(w)
 			if sp.over != nil {
 				s.throttled(r, sp)
-				s.error(w, r, task.ErrThrottled)
+				s.error(w, r, refusal{sp})
 				return
 			}
+			sp.headers(w)
 			next.ServeHTTP(w, r)
 		})
 	}
 }
 
-func (t *throttle) pick(r *http.Request) (budget, string) {
-	ri := info(r.Context())
-	ip := bucketIP(ri.clientIP)
+// pick is the budget and key of one request to a route whose scope is own
+// and perUser.
+func (t *throttle) pick(r *http.Request, own budget, perUser bool) (budget, string) {
 	id := task.IdentityFromContext(r.Context())
-	if r.Method == http.MethodPost {
-		switch routePath(r) {
-		case "/api/token":
-			return budget{t.login}, ip
-		case "/api/register":
-			return budget{t.register}, ip
-		case "/api/token/refresh", "/api/token/verify", "/api/token/blacklist":
-			return budget{t.tokens}, ip
-		case "/api/keys":
-			if id != nil {
-				return budget{t.keyMint}, id.UserID.String()
-			}
-		}
+	switch {
+	case own != nil && !perUser:
+		return own, bucketIP(info(r.Context()).clientIP)
+	case id == nil:
+		return t.anon, bucketIP(info(r.Context()).clientIP)
+	case own != nil:
+		return own, id.UserID.String()
 	}
-	if id != nil {
-		return t.user, id.UserID.String()
-	}
-	return t.anon, ip
+	return t.user, id.UserID.String()
 }
 
 // is reports whether b and o are the same budget.
@@ -166,7 +192,8 @@ func refused(lim *ratelimit.Limiter, key string, d ratelimit.Decision) *spent {
 
 // headers sends the X-RateLimit set for the tightest decision, the
 // draft-10 fields, and Retry-After when the request was refused. This is
-// the one place that writes rate-limit headers.
+// the one place that writes rate-limit headers: limit calls it for a
+// request it lets through, the error writer for every 429 (a refusal).
 func (sp *spent) headers(w http.ResponseWriter) {
 	d := sp.tight
 	h := w.Header()
@@ -180,8 +207,9 @@ func (sp *spent) headers(w http.ResponseWriter) {
 	}
 }
 
-// refusal is a 429 decided inside a handler: the error writer sends its
-// rate-limit headers, so handlers never write them.
+// refusal is a 429 and what its rate-limit headers say, decided by limit
+// or by the failed-login accounting: the error writer sends the headers,
+// so neither middleware nor handlers write a refusal themselves.
 type refusal struct{ *spent }
 
 func (e refusal) Error() string { return "httpapi: over the " + e.over.Name + " budget" }
@@ -218,11 +246,4 @@ func bucketIP(ip string) string {
 	}
 	p, _ := a.Prefix(64)
 	return p.String()
-}
-
-func routePath(r *http.Request) string {
-	if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
-		return rctx.RoutePath
-	}
-	return strings.TrimSuffix(r.URL.Path, "/")
 }

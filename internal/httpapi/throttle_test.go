@@ -218,3 +218,71 @@ func TestLoginBudgetHoldsUnderARace(t *testing.T) {
 		t.Fatalf("statuses = %v, want exactly 5 checked guesses (401) and 35 x 429", counts)
 	}
 }
+
+// TestRatesMatchTheContract pins which budget each API route spends: the
+// credential endpoints their own, every other route the general one.
+func TestRatesMatchTheContract(t *testing.T) {
+	e := newEnv(t, nil)
+	own := map[string]rate{
+		"POST /api/register":        registerRate,
+		"POST /api/token":           loginRate,
+		"POST /api/token/refresh":   tokenRate,
+		"POST /api/token/verify":    tokenRate,
+		"POST /api/token/blacklist": tokenRate,
+		"POST /api/keys":            keyCreateRate,
+	}
+	if len(e.srv.rates) < 20 {
+		t.Fatalf("%d routes declare a rate, want every API route of the contract (at least 20)", len(e.srv.rates))
+	}
+	for route, got := range e.srv.rates {
+		want, ok := own[route]
+		if !ok {
+			want = generalRate
+		}
+		if got != want {
+			t.Errorf("rate of %s = %d, want %d", route, got, want)
+		}
+	}
+	for route := range own {
+		if _, ok := e.srv.rates[route]; !ok {
+			t.Errorf("route %s is not registered", route)
+		}
+	}
+}
+
+// TestUndeclaredRateCannotBeRegistered: the zero rate is no budget, and
+// registering a route with it stops the server from being built.
+func TestUndeclaredRateCannotBeRegistered(t *testing.T) {
+	s := &Server{throttle: &throttle{}}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a route with the zero rate was registered")
+		}
+	}()
+	s.limit(rate(0))
+}
+
+// TestScopedBudgetsByCaller: the credential endpoints count every caller
+// per client IP, a signed-in caller's token included; minting keys counts
+// per user.
+func TestScopedBudgetsByCaller(t *testing.T) {
+	e := newEnv(t, nil)
+	u := e.newUser()
+	freshWindow(t)
+	for _, tt := range []struct {
+		r      req
+		policy string
+	}{
+		{req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": "nope"}, auth: u.bearer()}, `"login";q=10;w=60`},
+		{req{method: "POST", path: "/api/token/verify/", body: map[string]string{"token": u.access}, auth: u.bearer()}, `"token";q=30;w=60`},
+		{req{method: "POST", path: "/api/keys/", body: map[string]any{}, auth: u.bearer()}, `"key_create";q=20;w=60`},
+		{req{method: "POST", path: "/api/keys/", body: map[string]any{}}, `"anon";q=50;w=60`},
+		{req{method: "GET", path: "/api/keys/", auth: u.bearer()}, `"user";q=100;w=60`},
+		{req{method: "PUT", path: "/api/token/"}, `"anon";q=50;w=60`},
+		{req{method: "GET", path: "/api/nowhere/", auth: u.bearer()}, `"user";q=100;w=60`},
+	} {
+		if got := e.do(tt.r).Header().Get("RateLimit-Policy"); got != tt.policy {
+			t.Errorf("%s %s: RateLimit-Policy = %q, want %q", tt.r.method, tt.r.path, got, tt.policy)
+		}
+	}
+}

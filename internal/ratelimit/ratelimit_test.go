@@ -189,3 +189,44 @@ func TestRedisOutageFallsBackToLocal(t *testing.T) {
 		t.Fatalf("the outage must be logged once, got %d lines:\n%s", n, logs.String())
 	}
 }
+
+// TestConnect: without a URL the stores are this process's memory; with one
+// they share counts through Redis; either way the log says which.
+func TestConnect(t *testing.T) {
+	ctx := context.Background()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+
+	local, closeFn, err := Connect(ctx, "", "", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeFn()
+	if _, ok := local(time.Minute).(*Local); !ok || !strings.Contains(logs.String(), "counted by this instance alone") {
+		t.Fatalf("no URL: store %T, log %q; want memory, and the log saying so", local(time.Minute), logs.String())
+	}
+
+	if _, _, err := Connect(ctx, "redis://:secret@host:port:port", "", log); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("a bad URL: err = %v, want an error that does not quote it", err)
+	}
+
+	url, prefix := redistest.URL(t), "connect-"+time.Now().Format(time.RFC3339Nano)+":"
+	first, close1, err := Connect(ctx, url, prefix, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer close1()
+	second, close2, err := Connect(ctx, url, prefix, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer close2()
+	if !strings.Contains(logs.String(), "shared through Redis") {
+		t.Fatalf("the log must say limits are shared, got %q", logs.String())
+	}
+	limiters := []*Limiter{at(New("user", 10, time.Minute, first(time.Minute)), time.Second),
+		at(New("user", 10, time.Minute, second(time.Minute)), time.Second)}
+	if got := race(t, limiters, 30); got != 10 {
+		t.Fatalf("two processes' stores allowed %d together, want the shared limit of 10", got)
+	}
+}
