@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -72,6 +73,8 @@ type TokenConfig struct {
 	// SessionMaxAge caps every token of a session at its sign-in time plus
 	// this, however often it is refreshed; zero means no cap.
 	SessionMaxAge time.Duration
+	// Now is the clock verification reads; nil means time.Now.
+	Now func() time.Time
 }
 
 // ringKey is one key of the ring, bound to its one algorithm.
@@ -91,11 +94,23 @@ type Tokens struct {
 	method  jwt.SigningMethod
 	ring    map[string]ringKey
 	parsers map[Kind]*jwt.Parser
+	now     func() time.Time
+	seen    *verified
 }
+
+// verifiedMax bounds the access tokens remembered as verified: a few MiB
+// at most, and more than the distinct tokens one instance sees in an
+// access-token lifetime at our scale.
+const verifiedMax = 4096
 
 // NewTokens returns a Tokens for cfg.
 func NewTokens(cfg TokenConfig) *Tokens {
-	t := &Tokens{cfg: cfg, ring: map[string]ringKey{}, parsers: map[Kind]*jwt.Parser{}}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	t := &Tokens{cfg: cfg, ring: map[string]ringKey{}, parsers: map[Kind]*jwt.Parser{}, now: now,
+		seen: &verified{m: make(map[string]*Token), max: verifiedMax}}
 	addHMAC := func(k []byte) string {
 		kid := KeyID(k)
 		t.ring[kid] = ringKey{method: jwt.SigningMethodHS256, verify: k}
@@ -129,6 +144,7 @@ func NewTokens(cfg TokenConfig) *Tokens {
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(Leeway),
+			jwt.WithTimeFunc(now),
 			// Canonical base64 only: a token has one spelling, so the hash a
 			// refresh token is stored under cannot be dodged by re-encoding it.
 			jwt.WithStrictDecoding(),
@@ -219,6 +235,11 @@ func (t *Tokens) Issue(k Kind, userID, sessionID uuid.UUID, authTime, now time.T
 // Verify checks a token of kind k: signature, algorithm, typ, issuer,
 // audience, expiry, and that it names a user and a session.
 func (t *Tokens) Verify(k Kind, raw string) (*Token, error) {
+	if k == Access {
+		if tok, ok := t.seen.get(raw, t.now()); ok {
+			return tok, nil
+		}
+	}
 	parser, ok := t.parsers[k]
 	if !ok || !compact(raw) {
 		return nil, ErrInvalidToken
@@ -253,7 +274,56 @@ func (t *Tokens) Verify(k Kind, raw string) (*Token, error) {
 	if claims.AuthTime != nil {
 		out.AuthTime = claims.AuthTime.Time
 	}
+	if k == Access {
+		t.seen.put(raw, out)
+	}
 	return out, nil
+}
+
+// verified remembers the access tokens that passed every check of Verify,
+// until they expire. A client sends the same access token with every
+// request for minutes, and parsing and checking it again costs more than
+// the rest of a list request. Only a token we signed and that was valid
+// enters, so a forged or garbage one is still parsed (and refused) every
+// time; revocation is not decided here but by the caller on each request.
+// A valid token stays valid until exp plus the leeway: its signature, typ,
+// issuer, audience and iat do not change with time.
+type verified struct {
+	mu  sync.RWMutex
+	m   map[string]*Token
+	max int
+}
+
+// get returns a copy of the remembered token, so no caller can change
+// what another one reads.
+func (v *verified) get(raw string, now time.Time) (*Token, bool) {
+	v.mu.RLock()
+	tok, ok := v.m[raw]
+	v.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	if !now.Before(tok.ExpiresAt.Add(Leeway)) {
+		v.mu.Lock()
+		delete(v.m, raw)
+		v.mu.Unlock()
+		return nil, false // parsed again, to answer "expired"
+	}
+	out := *tok
+	return &out, true
+}
+
+func (v *verified) put(raw string, tok *Token) {
+	stored := *tok
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.m) >= v.max {
+		for k := range v.m { // an arbitrary entry makes room
+			delete(v.m, k)
+			break
+		}
+	}
+	v.m[raw] = &stored
 }
 
 // compact reports whether raw is spelled as a JWS compact serialization:

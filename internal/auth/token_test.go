@@ -523,3 +523,72 @@ func TestSessionMaxAgeCapsEveryToken(t *testing.T) {
 		t.Fatalf("Issue at the session's end: error = %v, want ErrSessionEnded", err)
 	}
 }
+
+// TestVerifiedAccessTokenStillExpires: an access token remembered as
+// verified is refused as expired once its time is up, as a fresh parse
+// would refuse it, and the copy a caller gets cannot change the next one.
+func TestVerifiedAccessTokenStillExpires(t *testing.T) {
+	now := time.Now()
+	cfg := testTokenConfig()
+	cfg.Now = func() time.Time { return now }
+	tokens := NewTokens(cfg)
+	raw, userID, _ := issue(t, tokens, Access, now)
+
+	first, err := tokens.Verify(Access, raw)
+	if err != nil {
+		t.Fatalf("Verify = %v", err)
+	}
+	first.UserID = uuid.Nil // a careless caller
+	again, err := tokens.Verify(Access, raw)
+	if err != nil || again.UserID != userID {
+		t.Fatalf("Verify again = %+v, %v; want the same user %s", again, err, userID)
+	}
+
+	now = now.Add(testAccessTTL + Leeway/2)
+	if _, err := tokens.Verify(Access, raw); err != nil {
+		t.Fatalf("Verify within the leeway = %v, want valid", err)
+	}
+	now = now.Add(Leeway)
+	if _, err := tokens.Verify(Access, raw); !errors.Is(err, ErrExpiredToken) {
+		t.Fatalf("Verify after expiry = %v, want ErrExpiredToken", err)
+	}
+}
+
+// TestVerifiedTokensAreBounded: remembering tokens cannot grow without end,
+// and a token pushed out is still verified by parsing it again.
+func TestVerifiedTokensAreBounded(t *testing.T) {
+	tokens := newTestTokens()
+	now := time.Now()
+	first, _, _ := issue(t, tokens, Access, now)
+	if _, err := tokens.Verify(Access, first); err != nil {
+		t.Fatal(err)
+	}
+	for range verifiedMax + 10 {
+		raw, _, _ := issue(t, tokens, Access, now)
+		if _, err := tokens.Verify(Access, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(tokens.seen.m); n > verifiedMax {
+		t.Fatalf("%d tokens remembered, want at most %d", n, verifiedMax)
+	}
+	if _, err := tokens.Verify(Access, first); err != nil {
+		t.Fatalf("Verify(first token, maybe pushed out) = %v, want valid", err)
+	}
+}
+
+// TestRefreshTokensAreParsedEveryTime: only access tokens are remembered; a
+// refresh token is single use and checked against the store each time.
+func TestRefreshTokensAreParsedEveryTime(t *testing.T) {
+	tokens := newTestTokens()
+	raw, _, _ := issue(t, tokens, Refresh, time.Now())
+	if _, err := tokens.Verify(Refresh, raw); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tokens.seen.m); n != 0 {
+		t.Fatalf("%d tokens remembered after verifying a refresh token, want 0", n)
+	}
+	if _, err := tokens.Verify(Access, raw); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("Verify(Access, refresh token) = %v, want ErrInvalidToken", err)
+	}
+}
