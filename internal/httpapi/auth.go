@@ -66,7 +66,7 @@ func passwordProblems(field, password, username string) error {
 		return nil // "required" reports it
 	}
 	if problems := auth.CheckPassword(password, username); len(problems) > 0 {
-		return &task.Error{Code: task.EINVALID, Message: "Invalid input.", Fields: map[string][]string{field: problems}}
+		return task.Invalid(map[string][]string{field: problems})
 	}
 	return nil
 }

@@ -51,7 +51,7 @@ func check(v any, fields ...string) error {
 	if !errors.As(err, &verrs) {
 		return err
 	}
-	out := &task.Error{Code: task.EINVALID, Message: "Invalid input.", Fields: map[string][]string{}}
+	out := task.Invalid(map[string][]string{})
 	for _, fe := range verrs {
 		// An element's error ("scopes[0]") belongs to its field.
 		name, _, _ := strings.Cut(fe.Field(), "[")
@@ -104,7 +104,7 @@ func merge(errs ...error) error {
 			return err
 		}
 		if out == nil {
-			out = &task.Error{Code: task.EINVALID, Message: "Invalid input.", Fields: map[string][]string{}}
+			out = task.Invalid(map[string][]string{})
 		}
 		for k, v := range e.Fields {
 			out.Fields[k] = append(out.Fields[k], v...)

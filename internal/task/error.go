@@ -50,9 +50,16 @@ func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// Invalid returns a validation error: fields maps each input that breaks
+// a rule to the sentences that say which. It is the one constructor of
+// EINVALID, so every validation error reads the same.
+func Invalid(fields map[string][]string) *Error {
+	return &Error{Code: EINVALID, Message: "Invalid input.", Fields: fields}
+}
+
 // FieldError returns a validation error for a single field.
 func FieldError(field, message string) *Error {
-	return &Error{Code: EINVALID, Message: "Invalid input.", Fields: map[string][]string{field: {message}}}
+	return Invalid(map[string][]string{field: {message}})
 }
 
 // ErrorCode returns the code of err, or EINTERNAL for anything that is not

@@ -29,6 +29,8 @@ func TestErrorAccessors(t *testing.T) {
 			map[string][]string{"title": {"Title must be at least 3 characters long."}}},
 		{"wrapped validation error", fmt.Errorf("httpapi: %w", field), EINVALID, "Invalid input.",
 			map[string][]string{"title": {"Title must be at least 3 characters long."}}},
+		{"validation error on several fields", Invalid(map[string][]string{"a": {"x", "y"}, "b": {"z"}}), EINVALID,
+			"Invalid input.", map[string][]string{"a": {"x", "y"}, "b": {"z"}}},
 		{"fields on a non-validation error", &Error{Code: ECONFLICT, Message: "Conflict.", Fields: map[string][]string{"x": {"y"}}},
 			ECONFLICT, "Conflict.", nil},
 		{"plain error", internal, EINTERNAL, "Internal server error.", nil},
