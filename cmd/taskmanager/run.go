@@ -18,7 +18,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/term"
@@ -435,7 +434,7 @@ func createUser(ctx context.Context, args []string, getenv func(string) string, 
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	if !task.ValidUsername(*username) || utf8.RuneCountInString(*username) > 150 {
+	if !task.ValidUsername(*username) {
 		return errors.New("createuser: --username is required: up to 150 letters, digits and @/./+/-/_")
 	}
 	cfg, err := loadConfig(getenv, "createuser", stderr)

@@ -27,7 +27,7 @@ func userResponse(u *task.User) userJSON {
 }
 
 type registerRequest struct {
-	Username *string `json:"username" validate:"required,max=150,username"`
+	Username *string `json:"username" validate:"required,username"`
 	Password *string `json:"password" validate:"required"`
 	Email    *string `json:"email" validate:"omitempty,max=254,email"`
 }
@@ -108,7 +108,7 @@ func hashError(err error) error {
 }
 
 type credentials struct {
-	Username *string `json:"username" validate:"required,max=150"`
+	Username *string `json:"username" validate:"required,username_max"`
 	Password *string `json:"password" validate:"required"`
 }
 
