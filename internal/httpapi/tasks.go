@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -133,7 +132,7 @@ func pageParams(q url.Values) (int, *task.Cursor, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	cur, err := parseCursor(q.Get("cursor"), "")
+	cur, err := task.DecodeCursor(q.Get("cursor"), "")
 	return limit, cur, err
 }
 
@@ -170,7 +169,7 @@ func taskFilter(q url.Values) (task.TaskFilter, error) {
 	if err := merge(errs...); err != nil {
 		return f, err
 	}
-	f.Cursor, err = parseCursor(q.Get("cursor"), f.Ordering)
+	f.Cursor, err = task.DecodeCursor(q.Get("cursor"), f.Ordering)
 	return f, err
 }
 
@@ -186,32 +185,13 @@ func pageLimit(q url.Values) (int, error) {
 	return n, nil
 }
 
-var errBadCursor = task.Errorf(task.EBADREQUEST, "Invalid cursor.")
-
-// parseCursor decodes an opaque cursor made for ordering o.
-func parseCursor(s string, o task.Ordering) (*task.Cursor, error) {
-	if s == "" {
-		return nil, nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(raw) > 1024 {
-		return nil, errBadCursor
-	}
-	var c task.Cursor
-	if err := json.Unmarshal(raw, &c); err != nil || c.Ordering != o || c.ID == uuid.Nil {
-		return nil, errBadCursor
-	}
-	return &c, nil
-}
-
 // pageLink is the absolute URL of this request with its cursor set to c.
 func (s *Server) pageLink(r *http.Request, c *task.Cursor) *string {
 	if c == nil {
 		return nil
 	}
-	raw, _ := json.Marshal(c)
 	q := r.URL.Query()
-	q.Set("cursor", base64.RawURLEncoding.EncodeToString(raw))
+	q.Set("cursor", c.Encode())
 	link := s.absoluteURL(r, "", r.URL.Path, q.Encode())
 	return &link
 }
