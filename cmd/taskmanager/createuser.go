@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -27,7 +26,7 @@ func createUser(ctx context.Context, args []string, getenv func(string) string, 
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	if !task.ValidUsername(*username) || utf8.RuneCountInString(*username) > 150 {
+	if !task.ValidUsername(*username) {
 		return errors.New("createuser: --username is required: up to 150 letters, digits and @/./+/-/_")
 	}
 	cfg, err := loadConfig(getenv, "createuser", stderr)

@@ -25,13 +25,17 @@ type passwordChangeRequest struct {
 	RevokeAPIKeys   *bool   `json:"revoke_api_keys"`
 }
 
+// valid checks that both passwords are there; the new one is checked
+// against the policy once the current one has proved who the user is.
+func (req *passwordChangeRequest) valid() error { return check(req) }
+
 // handlePasswordChange handles POST /api/me/password/. Every other session
 // of the user is revoked, and their API keys unless revoke_api_keys is
 // false; the session making the change stays.
 func (s *Server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 	id := task.IdentityFromContext(r.Context())
 	var req passwordChangeRequest
-	if err := s.decodeValid(w, r, &req); err != nil {
+	if err := s.decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}

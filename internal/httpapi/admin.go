@@ -43,6 +43,10 @@ type userUpdateRequest struct {
 	IsAdmin  *bool `json:"is_admin"`
 }
 
+// valid accepts any combination: each flag is optional, and an empty
+// request changes nothing.
+func (req *userUpdateRequest) valid() error { return nil }
+
 // handleUserUpdate handles PATCH /api/admin/users/{id}/. Deactivation
 // revokes every session and key of the user at once. The store serialises
 // admin changes and re-reads the acting admin's rights, so two admins

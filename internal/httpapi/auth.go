@@ -27,9 +27,13 @@ func userResponse(u *task.User) userJSON {
 }
 
 type registerRequest struct {
-	Username *string `json:"username" validate:"required,max=150,username"`
+	Username *string `json:"username" validate:"required,username"`
 	Password *string `json:"password" validate:"required"`
 	Email    *string `json:"email" validate:"omitempty,max=254,email"`
+}
+
+func (req *registerRequest) valid() error {
+	return merge(check(req), passwordProblems("password", deref(req.Password), deref(req.Username)))
 }
 
 // handleRegister handles POST /api/register/.
@@ -40,10 +44,6 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	var req registerRequest
 	if err := s.decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := merge(check(&req), passwordProblems("password", deref(req.Password), deref(req.Username))); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -66,7 +66,7 @@ func passwordProblems(field, password, username string) error {
 		return nil // "required" reports it
 	}
 	if problems := auth.CheckPassword(password, username); len(problems) > 0 {
-		return &task.Error{Code: task.EINVALID, Message: "Invalid input.", Fields: map[string][]string{field: problems}}
+		return task.Invalid(map[string][]string{field: problems})
 	}
 	return nil
 }
@@ -108,9 +108,11 @@ func hashError(err error) error {
 }
 
 type credentials struct {
-	Username *string `json:"username" validate:"required,max=150"`
+	Username *string `json:"username" validate:"required,username_max"`
 	Password *string `json:"password" validate:"required"`
 }
+
+func (req *credentials) valid() error { return check(req) }
 
 type tokenPairJSON struct {
 	Access    string `json:"access"`
@@ -122,7 +124,7 @@ type tokenPairJSON struct {
 // handleTokenObtain handles POST /api/token/: a login, which opens a session.
 func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 	var req credentials
-	if err := s.decodeValid(w, r, &req); err != nil {
+	if err := s.decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -286,6 +288,8 @@ type refreshRequest struct {
 	Refresh *string `json:"refresh" validate:"required"`
 }
 
+func (req *refreshRequest) valid() error { return check(req) }
+
 type tokenRefreshJSON struct {
 	Access  string `json:"access"`
 	Refresh string `json:"refresh"`
@@ -295,7 +299,7 @@ type tokenRefreshJSON struct {
 // refresh token is consumed; presenting it again kills its session.
 func (s *Server) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 	var req refreshRequest
-	if err := s.decodeValid(w, r, &req); err != nil {
+	if err := s.decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -324,11 +328,13 @@ type verifyRequest struct {
 	Token *string `json:"token" validate:"required"`
 }
 
+func (req *verifyRequest) valid() error { return check(req) }
+
 // handleTokenVerify handles POST /api/token/verify/. Like simplejwt it
 // takes either kind of token; either must belong to a live session.
 func (s *Server) handleTokenVerify(w http.ResponseWriter, r *http.Request) {
 	var req verifyRequest
-	if err := s.decodeValid(w, r, &req); err != nil {
+	if err := s.decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -357,7 +363,7 @@ func (s *Server) verifyToken(ctx context.Context, raw string) error {
 // refresh token's session, access tokens included.
 func (s *Server) handleTokenBlacklist(w http.ResponseWriter, r *http.Request) {
 	var req refreshRequest
-	if err := s.decodeValid(w, r, &req); err != nil {
+	if err := s.decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}

@@ -53,6 +53,31 @@ func TestRegister(t *testing.T) {
 		"username": "alice", "password": "Another-sturdy-phrase-7"}}).fieldError("username")
 }
 
+// TestUsernameMessages pins the sentences of the one username rule: its
+// length and its characters at registration, its length at login.
+func TestUsernameMessages(t *testing.T) {
+	e := newEnv(t, nil)
+	long := strings.Repeat("a", task.MaxUsernameLen+1)
+	tests := []struct {
+		name, path, username, want string
+	}{
+		{"register, too long", "/api/register/", long, "Username must be at most 150 characters long."},
+		{"register, too long and bad characters", "/api/register/", long + "!", "Username must be at most 150 characters long."},
+		{"register, bad characters", "/api/register/", "no spaces!", "Enter a valid username: letters, digits and @/./+/-/_ only."},
+		{"register, empty", "/api/register/", "", "Enter a valid username: letters, digits and @/./+/-/_ only."},
+		{"login, too long", "/api/token/", long, "Username must be at most 150 characters long."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := e.do(req{method: "POST", path: tt.path, body: map[string]any{"username": tt.username, "password": "Sturdy-pass-phrase-42"}}).
+				errorCode(http.StatusBadRequest, "validation_failed").Error.Fields["username"]
+			if len(got) != 1 || got[0] != tt.want {
+				t.Fatalf("username errors = %q, want [%q]", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestRegistrationCanBeSwitchedOff(t *testing.T) {
 	e := newEnv(t, map[string]string{"REGISTRATION_ENABLED": "false"})
 	e.do(req{method: "POST", path: "/api/register/", body: map[string]any{

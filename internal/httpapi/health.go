@@ -26,7 +26,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.ready.check(ctx, s.deps.Ping); err != nil {
 		if task.ErrorCode(err) != task.EUNAVAILABLE {
-			err = &wrapped{task.ErrUnavailable, err}
+			err = task.ErrUnavailable.WithCause(err)
 		}
 		s.error(w, r, err)
 		return
@@ -42,12 +42,3 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 		Keys []auth.JWK `json:"keys"`
 	}{s.tokens.PublicKeys()})
 }
-
-// wrapped gives cause the client-facing meaning of public.
-type wrapped struct {
-	public *task.Error
-	cause  error
-}
-
-func (e *wrapped) Error() string   { return e.cause.Error() }
-func (e *wrapped) Unwrap() []error { return []error{e.public, e.cause} }

@@ -35,11 +35,19 @@ func (s *Server) encode(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// decode reads one JSON object from the body into dst. It demands
-// application/json, caps the body at MAX_BODY_BYTES, rejects unknown
-// fields and trailing data, and turns every failure into a client error
-// with a safe message.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
+// request is the body of a request. Its valid method runs once decode has
+// filled it: it checks the rules that need more than the JSON types,
+// trims what it keeps, and reports every problem at once as one
+// validation error. A handler then only acts on a request that is valid.
+type request interface {
+	valid() error
+}
+
+// decode reads one JSON object from the body into dst and validates it. It
+// demands application/json, caps the body at MAX_BODY_BYTES, rejects
+// unknown fields and trailing data, and turns every failure into a client
+// error with a safe message.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst request) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
 		return task.Errorf(task.EMEDIATYPE, "Request body must be sent as application/json.")
@@ -69,7 +77,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return task.Errorf(task.EMALFORMED, "Request body must contain a single JSON object.")
 	}
-	return nil
+	return dst.valid()
 }
 
 // checkKeys demands a JSON object whose top-level keys are dst's JSON
@@ -136,14 +144,6 @@ func fieldNames(t reflect.Type) map[string]bool {
 	return names
 }
 
-// decodeValid decodes the body into dst and checks its validate tags.
-func (s *Server) decodeValid(w http.ResponseWriter, r *http.Request, dst any) error {
-	if err := s.decode(w, r, dst); err != nil {
-		return err
-	}
-	return check(dst)
-}
-
 func tooLarge(limit int64) error {
 	return task.Errorf(task.ETOOLARGE, "Request body is larger than %d bytes.", limit)
 }
@@ -204,6 +204,9 @@ type Optional[T any] struct {
 	Null  bool
 	Value T
 }
+
+// given reports whether the field holds a value.
+func (o *Optional[T]) given() bool { return o.Set && !o.Null }
 
 // UnmarshalJSON records that the field was present.
 func (o *Optional[T]) UnmarshalJSON(b []byte) error {

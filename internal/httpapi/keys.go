@@ -41,25 +41,52 @@ type keyRequest struct {
 	CurrentPassword *string   `json:"current_password" validate:"required"`
 	Scopes          *[]string `json:"scopes" validate:"omitnil,min=1,max=2,unique,dive,oneof=tasks:read tasks:write"`
 	ExpiresAt       *string   `json:"expires_at"`
+
+	// now, defaultTTL and maxTTL are set before decoding: expires_at is
+	// read against them. valid sets expires.
+	now                time.Time
+	defaultTTL, maxTTL time.Duration
+	expires            time.Time
 }
 
-// handleKeyCreate handles POST /api/keys/. The key is in this answer and
-// nowhere else: only its hash is stored. A key outlives every session, so
-// minting one takes the password, not just a (possibly stolen) token.
-func (s *Server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
-	var req keyRequest
-	if err := s.decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
+// valid trims the name (all blanks is no name) and reads expires_at.
+func (req *keyRequest) valid() error {
 	if req.Name != nil {
 		*req.Name = strings.TrimSpace(*req.Name)
 		if *req.Name == "" {
 			req.Name = nil
 		}
 	}
-	expires, expErr := s.keyExpiry(req.ExpiresAt)
-	if err := merge(check(&req), expErr); err != nil {
+	var expErr error
+	req.expires, expErr = req.expiry()
+	return merge(check(req), expErr)
+}
+
+// expiry reads expires_at: defaultTTL ahead when absent, never more than
+// maxTTL ahead. Every key expires.
+func (req *keyRequest) expiry() (time.Time, error) {
+	if req.ExpiresAt == nil {
+		return req.now.Add(req.defaultTTL).UTC().Truncate(time.Second), nil
+	}
+	t, err := time.Parse(time.RFC3339, *req.ExpiresAt)
+	switch {
+	case err != nil:
+		return time.Time{}, task.FieldError("expires_at", "Must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z.")
+	case !t.After(req.now):
+		return time.Time{}, task.FieldError("expires_at", "Must be in the future.")
+	case t.After(req.now.Add(req.maxTTL)):
+		return time.Time{}, task.FieldError("expires_at",
+			fmt.Sprintf("Must be at most %d days ahead.", int(req.maxTTL.Hours()/24)))
+	}
+	return t.UTC(), nil
+}
+
+// handleKeyCreate handles POST /api/keys/. The key is in this answer and
+// nowhere else: only its hash is stored. A key outlives every session, so
+// minting one takes the password, not just a (possibly stolen) token.
+func (s *Server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
+	req := keyRequest{now: s.now(), defaultTTL: s.cfg.APIKeyDefaultTTL, maxTTL: s.cfg.APIKeyMaxTTL}
+	if err := s.decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -78,7 +105,7 @@ func (s *Server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	k := &task.APIKey{UserID: u.ID, Name: *req.Name, Prefix: prefix, Hash: hash, Scopes: scopes, ExpiresAt: &expires}
+	k := &task.APIKey{UserID: u.ID, Name: *req.Name, Prefix: prefix, Hash: hash, Scopes: scopes, ExpiresAt: &req.expires}
 	if err := s.deps.Keys.CreateKey(r.Context(), k); err != nil {
 		s.error(w, r, err)
 		return
@@ -87,26 +114,6 @@ func (s *Server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 	out := keyResponse(k)
 	out.Key = secret
 	s.encode(w, http.StatusCreated, out)
-}
-
-// keyExpiry reads expires_at: API_KEY_DEFAULT_TTL ahead when absent, never
-// more than API_KEY_MAX_TTL ahead. Every key expires.
-func (s *Server) keyExpiry(raw *string) (time.Time, error) {
-	now := s.now()
-	if raw == nil {
-		return now.Add(s.cfg.APIKeyDefaultTTL).UTC().Truncate(time.Second), nil
-	}
-	t, err := time.Parse(time.RFC3339, *raw)
-	switch {
-	case err != nil:
-		return time.Time{}, task.FieldError("expires_at", "Must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z.")
-	case !t.After(now):
-		return time.Time{}, task.FieldError("expires_at", "Must be in the future.")
-	case t.After(now.Add(s.cfg.APIKeyMaxTTL)):
-		return time.Time{}, task.FieldError("expires_at",
-			fmt.Sprintf("Must be at most %d days ahead.", int(s.cfg.APIKeyMaxTTL.Hours()/24)))
-	}
-	return t.UTC(), nil
 }
 
 // handleKeyList handles GET /api/keys/: the user's keys, newest first,

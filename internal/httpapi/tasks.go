@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -49,6 +48,8 @@ type taskRequest struct {
 	CreatedAt json.RawMessage `json:"created_at"`
 	UpdatedAt json.RawMessage `json:"updated_at"`
 	CreatedBy json.RawMessage `json:"created_by"`
+
+	full bool // set before decoding: POST and PUT need a title
 }
 
 // taskFields carries the rules of the writable text fields.
@@ -57,13 +58,11 @@ type taskFields struct {
 	Description string `json:"description" validate:"max=10000,text"`
 }
 
-// update validates the request and returns the change it asks for. POST
-// and PUT need a title; PATCH changes only what it names.
-func (req *taskRequest) update(full bool) (task.TaskUpdate, error) {
-	var upd task.TaskUpdate
+// valid checks the fields the request names: none may be null, and a
+// full write (POST, PUT) needs a title; PATCH changes only what it names.
+func (req *taskRequest) valid() error {
 	var errs []error
 	var partial []string
-	f := taskFields{Title: req.Title.Value, Description: req.Description.Value}
 	notNull := func(name string, set, null bool) bool {
 		if null {
 			errs = append(errs, task.FieldError(name, "This field may not be null."))
@@ -71,22 +70,33 @@ func (req *taskRequest) update(full bool) (task.TaskUpdate, error) {
 		return set && !null
 	}
 	if notNull("title", req.Title.Set, req.Title.Null) {
-		upd.Title = &f.Title
 		partial = append(partial, "Title")
-	} else if full && !req.Title.Set {
+	} else if req.full && !req.Title.Set {
 		errs = append(errs, task.FieldError("title", "This field is required."))
 	}
 	if notNull("description", req.Description.Set, req.Description.Null) {
-		upd.Description = &f.Description
 		partial = append(partial, "Description")
 	}
-	if notNull("completed", req.Completed.Set, req.Completed.Null) {
+	notNull("completed", req.Completed.Set, req.Completed.Null)
+	if len(partial) > 0 {
+		errs = append(errs, check(&taskFields{Title: req.Title.Value, Description: req.Description.Value}, partial...))
+	}
+	return merge(errs...)
+}
+
+// update is the change a valid request asks for.
+func (req *taskRequest) update() task.TaskUpdate {
+	var upd task.TaskUpdate
+	if req.Title.given() {
+		upd.Title = &req.Title.Value
+	}
+	if req.Description.given() {
+		upd.Description = &req.Description.Value
+	}
+	if req.Completed.given() {
 		upd.Completed = &req.Completed.Value
 	}
-	if len(partial) > 0 {
-		errs = append(errs, check(&f, partial...))
-	}
-	return upd, merge(errs...)
+	return upd
 }
 
 // handleTaskList handles GET /api/tasks/.
@@ -122,7 +132,7 @@ func pageParams(q url.Values) (int, *task.Cursor, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	cur, err := parseCursor(q.Get("cursor"), "")
+	cur, err := task.DecodeCursor(q.Get("cursor"), "")
 	return limit, cur, err
 }
 
@@ -159,7 +169,7 @@ func taskFilter(q url.Values) (task.TaskFilter, error) {
 	if err := merge(errs...); err != nil {
 		return f, err
 	}
-	f.Cursor, err = parseCursor(q.Get("cursor"), f.Ordering)
+	f.Cursor, err = task.DecodeCursor(q.Get("cursor"), f.Ordering)
 	return f, err
 }
 
@@ -175,55 +185,27 @@ func pageLimit(q url.Values) (int, error) {
 	return n, nil
 }
 
-var errBadCursor = task.Errorf(task.EBADREQUEST, "Invalid cursor.")
-
-// parseCursor decodes an opaque cursor made for ordering o.
-func parseCursor(s string, o task.Ordering) (*task.Cursor, error) {
-	if s == "" {
-		return nil, nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(raw) > 1024 {
-		return nil, errBadCursor
-	}
-	var c task.Cursor
-	if err := json.Unmarshal(raw, &c); err != nil || c.Ordering != o || c.ID == uuid.Nil {
-		return nil, errBadCursor
-	}
-	return &c, nil
-}
-
 // pageLink is the absolute URL of this request with its cursor set to c.
 func (s *Server) pageLink(r *http.Request, c *task.Cursor) *string {
 	if c == nil {
 		return nil
 	}
-	raw, _ := json.Marshal(c)
 	q := r.URL.Query()
-	q.Set("cursor", base64.RawURLEncoding.EncodeToString(raw))
+	q.Set("cursor", c.Encode())
 	link := s.absoluteURL(r, "", r.URL.Path, q.Encode())
 	return &link
 }
 
 // handleTaskCreate handles POST /api/tasks/.
 func (s *Server) handleTaskCreate(w http.ResponseWriter, r *http.Request) {
-	var req taskRequest
+	req := taskRequest{full: true}
 	if err := s.decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
-	upd, err := req.update(true)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	t := &task.Task{OwnerID: task.IdentityFromContext(r.Context()).UserID, Title: *upd.Title}
-	if upd.Description != nil {
-		t.Description = *upd.Description
-	}
-	if upd.Completed != nil {
-		t.Completed = *upd.Completed
-	}
+	// What the request leaves out is the zero value: no description, not completed.
+	t := &task.Task{OwnerID: task.IdentityFromContext(r.Context()).UserID, Title: req.Title.Value,
+		Description: req.Description.Value, Completed: req.Completed.Value}
 	if err := s.deps.Tasks.CreateTask(r.Context(), t); err != nil {
 		s.error(w, r, err)
 		return
@@ -265,16 +247,12 @@ func (s *Server) updateTask(w http.ResponseWriter, r *http.Request, full bool) {
 		s.error(w, r, err)
 		return
 	}
-	var req taskRequest
+	req := taskRequest{full: full}
 	if err := s.decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
-	upd, err := req.update(full)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
+	upd := req.update()
 	upd.IfMatch = ifMatch(r.Header.Get("If-Match"))
 	t, err := s.deps.Tasks.UpdateTask(r.Context(), task.IdentityFromContext(r.Context()).UserID, id, upd)
 	if err != nil {

@@ -28,7 +28,10 @@ var validate = func() *validator.Validate {
 		s := fl.Field().String()
 		return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 	}))
+	// username is the whole rule of a new username; username_max only its
+	// length, which bounds what a login looks up.
 	must(v.RegisterValidation("username", func(fl validator.FieldLevel) bool { return task.ValidUsername(fl.Field().String()) }))
+	v.RegisterAlias("username_max", fmt.Sprintf("max=%d", task.MaxUsernameLen))
 	return v
 }()
 
@@ -51,7 +54,7 @@ func check(v any, fields ...string) error {
 	if !errors.As(err, &verrs) {
 		return err
 	}
-	out := &task.Error{Code: task.EINVALID, Message: "Invalid input.", Fields: map[string][]string{}}
+	out := task.Invalid(map[string][]string{})
 	for _, fe := range verrs {
 		// An element's error ("scopes[0]") belongs to its field.
 		name, _, _ := strings.Cut(fe.Field(), "[")
@@ -63,7 +66,7 @@ func check(v any, fields ...string) error {
 func message(fe validator.FieldError) string {
 	name, _, _ := strings.Cut(fe.Field(), "[")
 	label := strings.ToUpper(name[:1]) + strings.ReplaceAll(name[1:], "_", " ")
-	switch fe.Tag() {
+	switch fe.ActualTag() { // an alias's own name is in Tag
 	case "required":
 		return "This field is required."
 	case "min":
@@ -81,7 +84,8 @@ func message(fe validator.FieldError) string {
 	case "text":
 		return "Must be text without NUL characters."
 	case "username":
-		return "Enter a valid username: letters, digits and @/./+/-/_ only."
+		s, _ := fe.Value().(string)
+		return task.UsernameProblem(s)
 	case "email":
 		return "Enter a valid email address."
 	case "oneof":
@@ -104,7 +108,7 @@ func merge(errs ...error) error {
 			return err
 		}
 		if out == nil {
-			out = &task.Error{Code: task.EINVALID, Message: "Invalid input.", Fields: map[string][]string{}}
+			out = task.Invalid(map[string][]string{})
 		}
 		for k, v := range e.Fields {
 			out.Fields[k] = append(out.Fields[k], v...)

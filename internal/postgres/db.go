@@ -171,7 +171,7 @@ func translate(err error, what string) error {
 		return task.Errorf(task.EBADREQUEST, "Request contains characters that cannot be stored.")
 	}
 	if unavailable(err) {
-		return &unavailableError{cause: fmt.Errorf("postgres: %s: %w", what, err)}
+		return task.ErrUnavailable.WithCause(fmt.Errorf("postgres: %s: %w", what, err))
 	}
 	return fmt.Errorf("postgres: %s: %w", what, err)
 }
@@ -191,12 +191,4 @@ func unavailable(err error) bool {
 		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
-}
-
-// unavailableError is EUNAVAILABLE to clients and keeps the cause for logs.
-type unavailableError struct{ cause error }
-
-func (e *unavailableError) Error() string { return e.cause.Error() }
-func (e *unavailableError) Unwrap() []error {
-	return []error{task.ErrUnavailable, e.cause}
 }

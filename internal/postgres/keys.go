@@ -78,8 +78,8 @@ func (s *KeyStore) FindKeys(ctx context.Context, userID uuid.UUID, limit int, cu
 	if err != nil {
 		return nil, translate(err, "find keys")
 	}
-	return paginate(keys, limit, cur, "", func(k *task.APIKey) task.Cursor {
-		return task.Cursor{Key: k.CreatedAt.UTC().Format(time.RFC3339Nano), ID: k.ID}
+	return task.NewPage(keys, limit, cur, func(k *task.APIKey) task.Cursor {
+		return task.TimeCursor("", k.CreatedAt, k.ID)
 	}), nil
 }
 

@@ -218,8 +218,8 @@ func (s *SessionStore) FindSessions(ctx context.Context, userID uuid.UUID, limit
 	if err != nil {
 		return nil, translate(err, "find sessions")
 	}
-	return paginate(sessions, limit, cur, "", func(x *task.Session) task.Cursor {
-		return task.Cursor{Key: x.CreatedAt.UTC().Format(time.RFC3339Nano), ID: x.ID}
+	return task.NewPage(sessions, limit, cur, func(x *task.Session) task.Cursor {
+		return task.TimeCursor("", x.CreatedAt, x.ID)
 	}), nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,16 +52,16 @@ func (s *TaskStore) FindTasks(ctx context.Context, f task.TaskFilter) (*task.Pag
 	}
 	// A backward page walks the ordering in reverse from its cursor and is
 	// flipped back before it is returned.
-	if f.Ordering.Descending() != (f.Cursor != nil && f.Cursor.Backward) {
+	if f.Ordering.Descending() != f.Cursor.Backwards() {
 		q.cmp, q.dir = "<", "DESC"
 	}
 	var from *position
 	if c := f.Cursor; c != nil {
 		from = &position{key: c.Key, id: c.ID}
 		if q.col == "created_at" {
-			t, err := time.Parse(time.RFC3339Nano, c.Key)
+			t, err := c.Time()
 			if err != nil {
-				return nil, task.Errorf(task.EBADREQUEST, "Invalid cursor.")
+				return nil, err
 			}
 			from.key = t
 		}
@@ -83,40 +82,16 @@ func (s *TaskStore) FindTasks(ctx context.Context, f task.TaskFilter) (*task.Pag
 		return nil, translate(err, "find tasks")
 	}
 	at := func(t *task.Task) task.Cursor {
-		key := t.CreatedAt.UTC().Format(time.RFC3339Nano)
 		if q.col == "title" {
-			key = t.Title
+			return task.Cursor{Ordering: f.Ordering, Key: t.Title, ID: t.ID}
 		}
-		return task.Cursor{Ordering: f.Ordering, Key: key, ID: t.ID}
+		return task.TimeCursor(f.Ordering, t.CreatedAt, t.ID)
 	}
-	page := paginate(items, f.Limit, f.Cursor, f.Ordering, at)
+	page := task.NewPage(items, f.Limit, f.Cursor, at)
 	if resume != nil {
-		resumeAt(page, f.Cursor, at(resume))
+		page.ResumeAt(f.Cursor, at(resume))
 	}
 	return page, nil
-}
-
-// resumeAt marks a search page that stopped short, at the last row it
-// walked: the link onwards continues from there, so the page may hold
-// fewer items than asked for and still have one. An empty page links back
-// to where it came from.
-func resumeAt(p *task.Page[*task.Task], cur *task.Cursor, at task.Cursor) {
-	backward := cur != nil && cur.Backward
-	at.Backward = backward
-	if backward {
-		p.Previous = &at
-	} else {
-		p.Next = &at
-	}
-	if len(p.Items) == 0 && cur != nil {
-		back := *cur
-		back.Backward = !backward
-		if backward {
-			p.Next = &back
-		} else {
-			p.Previous = &back
-		}
-	}
 }
 
 // listQuery selects an owner's tasks in one ordering, (col, id) in
@@ -314,52 +289,19 @@ func (s *TaskStore) window(ctx context.Context, db querier, q listQuery, from *p
 	return hits, last, owned, err
 }
 
-// paginate trims the extra row fetched to detect a further page, restores
-// the order of a backward page, and sets the neighbours' cursors.
-func paginate[T any](items []T, limit int, cur *task.Cursor, o task.Ordering, at func(T) task.Cursor) *task.Page[T] {
-	more := len(items) > limit
-	if more {
-		items = items[:limit]
-	}
-	backward := cur != nil && cur.Backward
-	if backward {
-		slices.Reverse(items)
-	}
-	p := &task.Page[T]{Items: items}
-	if len(items) == 0 {
-		return p
-	}
-	first, last := at(items[0]), at(items[len(items)-1])
-	first.Backward = true
-	if backward {
-		p.Next = &last
-		if more {
-			p.Previous = &first
-		}
-	} else {
-		if more {
-			p.Next = &last
-		}
-		if cur != nil {
-			p.Previous = &first
-		}
-	}
-	return p
-}
-
 // newestFirst completes base, a query whose $1 is userID, into one keyset
 // page newest first (created_at DESC, id DESC) from cur; prefix qualifies
-// the columns. A backward page runs oldest first and paginate flips it.
+// the columns. A backward page runs oldest first and task.NewPage flips it.
 func newestFirst(base, prefix string, userID uuid.UUID, limit int, cur *task.Cursor) (string, []any, error) {
 	cmp, dir := "<", "DESC"
-	if cur != nil && cur.Backward {
+	if cur.Backwards() {
 		cmp, dir = ">", "ASC"
 	}
 	args := []any{userID, limit + 1}
 	if cur != nil {
-		t, err := time.Parse(time.RFC3339Nano, cur.Key)
+		t, err := cur.Time()
 		if err != nil {
-			return "", nil, task.Errorf(task.EBADREQUEST, "Invalid cursor.")
+			return "", nil, err
 		}
 		base += fmt.Sprintf(" AND (%screated_at, %sid) %s ($3, $4)", prefix, prefix, cmp)
 		args = append(args, t, cur.ID)

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/acme/taskmanager/internal/task"
 )
 
 // TestSearchTurns: one owner's searches run one at a time, another
@@ -82,35 +80,3 @@ func TestSearchesLeaveHalfThePool(t *testing.T) {
 	}
 	close(release)
 }
-
-// TestResumeAt: a search page that stopped short links onwards from the
-// row it reached, in the direction it was walking, and an empty one links
-// back to where it came from.
-func TestResumeAt(t *testing.T) {
-	reached := task.Cursor{Key: "r", ID: uuid.New()}
-	came := &task.Cursor{Key: "c", ID: uuid.New()}
-	item := &task.Task{ID: uuid.New()}
-	tests := []struct {
-		name           string
-		items          []*task.Task
-		cur            *task.Cursor
-		next, previous *task.Cursor
-	}{
-		{"first page, empty", nil, nil, &task.Cursor{Key: "r", ID: reached.ID}, nil},
-		{"forward, empty", nil, came, &task.Cursor{Key: "r", ID: reached.ID}, &task.Cursor{Key: "c", ID: came.ID, Backward: true}},
-		{"backward, empty", nil, &task.Cursor{Key: "c", ID: came.ID, Backward: true},
-			&task.Cursor{Key: "c", ID: came.ID}, &task.Cursor{Key: "r", ID: reached.ID, Backward: true}},
-		{"forward, some found", []*task.Task{item}, nil, &task.Cursor{Key: "r", ID: reached.ID}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := &task.Page[*task.Task]{Items: tt.items}
-			resumeAt(p, tt.cur, reached)
-			if !sameCursor(p.Next, tt.next) || !sameCursor(p.Previous, tt.previous) {
-				t.Fatalf("next %+v previous %+v, want %+v and %+v", p.Next, p.Previous, tt.next, tt.previous)
-			}
-		})
-	}
-}
-
-func sameCursor(a, b *task.Cursor) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }

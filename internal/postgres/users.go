@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -50,15 +49,15 @@ func (s *UserStore) FindUserByUsername(ctx context.Context, username string) (*t
 // FindUsers returns one page of every user, oldest first.
 func (s *UserStore) FindUsers(ctx context.Context, limit int, cur *task.Cursor) (*task.Page[*task.User], error) {
 	cmp, dir := ">", "ASC"
-	if cur != nil && cur.Backward {
+	if cur.Backwards() {
 		cmp, dir = "<", "DESC"
 	}
 	args := []any{limit + 1}
 	where := "TRUE"
 	if cur != nil {
-		t, err := time.Parse(time.RFC3339Nano, cur.Key)
+		t, err := cur.Time()
 		if err != nil {
-			return nil, task.Errorf(task.EBADREQUEST, "Invalid cursor.")
+			return nil, err
 		}
 		where = "(date_joined, id) " + cmp + " ($2, $3)"
 		args = append(args, t, cur.ID)
@@ -73,8 +72,8 @@ func (s *UserStore) FindUsers(ctx context.Context, limit int, cur *task.Cursor) 
 	if err != nil {
 		return nil, translate(err, "find users")
 	}
-	return paginate(users, limit, cur, "", func(u *task.User) task.Cursor {
-		return task.Cursor{Key: u.DateJoined.UTC().Format(time.RFC3339Nano), ID: u.ID}
+	return task.NewPage(users, limit, cur, func(u *task.User) task.Cursor {
+		return task.TimeCursor("", u.DateJoined, u.ID)
 	}), nil
 }
 

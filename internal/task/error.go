@@ -33,16 +33,43 @@ const (
 // Error is a failure a client may see. Message is a sentence safe to send;
 // Fields carries per-field messages on validation errors. Reason, on a
 // refused credential, is a short word for the log ("expired", "revoked"):
-// the message is for people, the reason for counting and alerting.
+// the message is for people, the reason for counting and alerting. Cause
+// is the internal failure behind the answer (the database is down behind
+// a 503): the log names it under the request id, the client never sees it.
 type Error struct {
 	Code    string
 	Message string
 	Fields  map[string][]string
 	Reason  string
+	Cause   error
 }
 
+// Error is the cause's text when there is one: that is what the log needs;
+// the code and message are in the answer.
 func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Cause.Error()
+	}
 	return fmt.Sprintf("task: %s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the cause, so errors.Is and errors.As see through to it.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Is makes an error with a cause match the error it was made from by
+// WithCause: a cause changes what the log says, not what the error means.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && e.Cause != nil && t.Cause == nil &&
+		t.Code == e.Code && t.Message == e.Message && t.Reason == e.Reason
+}
+
+// WithCause returns a copy of e that carries cause, the internal failure
+// behind it.
+func (e *Error) WithCause(cause error) *Error {
+	c := *e
+	c.Cause = cause
+	return &c
 }
 
 // Errorf returns an Error with the given code and formatted message.
@@ -50,9 +77,16 @@ func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// Invalid returns a validation error: fields maps each input that breaks
+// a rule to the sentences that say which. It is the one constructor of
+// EINVALID, so every validation error reads the same.
+func Invalid(fields map[string][]string) *Error {
+	return &Error{Code: EINVALID, Message: "Invalid input.", Fields: fields}
+}
+
 // FieldError returns a validation error for a single field.
 func FieldError(field, message string) *Error {
-	return &Error{Code: EINVALID, Message: "Invalid input.", Fields: map[string][]string{field: {message}}}
+	return Invalid(map[string][]string{field: {message}})
 }
 
 // ErrorCode returns the code of err, or EINTERNAL for anything that is not

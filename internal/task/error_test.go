@@ -1,6 +1,7 @@
 package task
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -29,6 +30,8 @@ func TestErrorAccessors(t *testing.T) {
 			map[string][]string{"title": {"Title must be at least 3 characters long."}}},
 		{"wrapped validation error", fmt.Errorf("httpapi: %w", field), EINVALID, "Invalid input.",
 			map[string][]string{"title": {"Title must be at least 3 characters long."}}},
+		{"validation error on several fields", Invalid(map[string][]string{"a": {"x", "y"}, "b": {"z"}}), EINVALID,
+			"Invalid input.", map[string][]string{"a": {"x", "y"}, "b": {"z"}}},
 		{"fields on a non-validation error", &Error{Code: ECONFLICT, Message: "Conflict.", Fields: map[string][]string{"x": {"y"}}},
 			ECONFLICT, "Conflict.", nil},
 		{"plain error", internal, EINTERNAL, "Internal server error.", nil},
@@ -133,3 +136,38 @@ func TestEveryRefusalHasAReason(t *testing.T) {
 		t.Errorf("ErrorReason(ErrNotFound) = %q, want none", got)
 	}
 }
+
+// TestWithCause: an error with a cause still is, to clients and to
+// errors.Is, the error it was made from; the cause is reachable for the
+// log and never in the message.
+func TestWithCause(t *testing.T) {
+	cause := fmt.Errorf("postgres: find tasks: %w", context.DeadlineExceeded)
+	err := fmt.Errorf("wrapped: %w", ErrUnavailable.WithCause(cause))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("errors.Is(err, ErrUnavailable) = false, want true")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("errors.Is(err, the cause's cause) = false, want true")
+	}
+	if errors.Is(err, errOtherUnavailable) {
+		t.Errorf("errors.Is(err, another error) = true, want false")
+	}
+	if got := ErrorCode(err); got != EUNAVAILABLE {
+		t.Errorf("ErrorCode = %q, want %q", got, EUNAVAILABLE)
+	}
+	if got := ErrorMessage(err); got != ErrUnavailable.Message {
+		t.Errorf("ErrorMessage = %q, want %q", got, ErrUnavailable.Message)
+	}
+	if got := err.Error(); !strings.Contains(got, cause.Error()) {
+		t.Errorf("Error() = %q, want the cause %q for the log", got, cause.Error())
+	}
+	if ErrUnavailable.Cause != nil {
+		t.Errorf("WithCause changed the shared ErrUnavailable")
+	}
+	if errors.Is(ErrTokenReused.WithCause(cause), ErrInvalidToken) {
+		t.Errorf("a reused token with a cause is ErrInvalidToken, want them distinct as without one")
+	}
+}
+
+// errOtherUnavailable has the code of ErrUnavailable and another message.
+var errOtherUnavailable = Errorf(EUNAVAILABLE, "Something else.")

@@ -93,11 +93,16 @@ func TestValidUsername(t *testing.T) {
 		{"alice/../bob", false},
 		{"a\nb", false},
 		{"<b>", false},
+		{strings.Repeat("é", MaxUsernameLen), true},
+		{strings.Repeat("a", MaxUsernameLen+1), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.username, func(t *testing.T) {
 			if got := ValidUsername(tt.username); got != tt.want {
 				t.Fatalf("ValidUsername(%q) = %v, want %v", tt.username, got, tt.want)
+			}
+			if got := UsernameProblem(tt.username); (got == "") != tt.want {
+				t.Fatalf("UsernameProblem(%q) = %q, want a sentence exactly when the username is not valid", tt.username, got)
 			}
 		})
 	}

@@ -56,7 +56,7 @@ type SessionStore interface {
 	// token; a consumed one revokes it too but returns ErrTokenReused.
 	RevokeSessionByRefreshToken(ctx context.Context, hash []byte) (*Session, error)
 	// FindSessions returns a page of the user's live sessions, newest
-	// first; the cursor's Key is created_at in RFC 3339 with nanoseconds.
+	// first; its cursors are TimeCursor of created_at.
 	FindSessions(ctx context.Context, userID uuid.UUID, limit int, cursor *Cursor) (*Page[*Session], error)
 	RevokeSession(ctx context.Context, userID, id uuid.UUID) error
 	// RevokeSessions revokes every live session of the user but except.

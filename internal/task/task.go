@@ -54,15 +54,6 @@ func (o Ordering) Valid() bool {
 // Descending reports whether o sorts from high to low.
 func (o Ordering) Descending() bool { return len(o) > 0 && o[0] == '-' }
 
-// Cursor marks a position in a list: the sort key and id of the row next to
-// it, and whether the page runs backwards from there.
-type Cursor struct {
-	Ordering Ordering  `json:"o"`
-	Key      string    `json:"k"`
-	ID       uuid.UUID `json:"i"`
-	Backward bool      `json:"b,omitempty"`
-}
-
 // TaskFilter selects and orders one page of an owner's tasks.
 type TaskFilter struct {
 	OwnerID   uuid.UUID
@@ -71,12 +62,4 @@ type TaskFilter struct {
 	Ordering  Ordering
 	Limit     int
 	Cursor    *Cursor
-}
-
-// Page is one page of a keyset-paginated list, with the cursors of its
-// neighbours (nil when there is none).
-type Page[T any] struct {
-	Items    []T
-	Next     *Cursor
-	Previous *Cursor
 }
