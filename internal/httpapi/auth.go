@@ -303,9 +303,9 @@ func (s *Server) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	old, err := s.tokens.Verify(auth.Refresh, *req.Refresh)
+	old, err := s.checkRefresh(*req.Refresh)
 	if err != nil {
-		s.error(w, r, task.ErrInvalidToken)
+		s.error(w, r, err)
 		return
 	}
 	access, refresh, refreshExp, err := s.issuePair(old.UserID, old.SessionID, old.AuthTime)
@@ -353,10 +353,23 @@ func (s *Server) verifyToken(ctx context.Context, raw string) error {
 	if !errors.Is(err, task.ErrInvalidToken) {
 		return err // valid, or an access token that is expired or revoked
 	}
-	if _, err := s.tokens.Verify(auth.Refresh, raw); err != nil {
-		return task.ErrInvalidToken
+	if _, err := s.checkRefresh(raw); err != nil {
+		return err
 	}
 	return s.deps.Sessions.CheckRefreshToken(ctx, auth.HashSecret(raw))
+}
+
+// checkRefresh verifies a refresh token's signature and claims; whether it
+// is still its session's current one is the store's to say.
+func (s *Server) checkRefresh(raw string) (*auth.Token, error) {
+	tok, err := s.tokens.Verify(auth.Refresh, raw)
+	if errors.Is(err, auth.ErrExpiredToken) {
+		return nil, task.ErrRefreshExpired
+	}
+	if err != nil {
+		return nil, task.ErrInvalidToken
+	}
+	return tok, nil
 }
 
 // handleTokenBlacklist handles POST /api/token/blacklist/: logout of the
@@ -367,8 +380,8 @@ func (s *Server) handleTokenBlacklist(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if _, err := s.tokens.Verify(auth.Refresh, *req.Refresh); err != nil {
-		s.error(w, r, task.ErrInvalidToken)
+	if _, err := s.checkRefresh(*req.Refresh); err != nil {
+		s.error(w, r, err)
 		return
 	}
 	sess, err := s.deps.Sessions.RevokeSessionByRefreshToken(r.Context(), auth.HashSecret(*req.Refresh))

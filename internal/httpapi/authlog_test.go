@@ -24,6 +24,8 @@ func TestEvery401IsLoggedWithItsReason(t *testing.T) {
 	reused := e.newUser()
 	spent := reused.refresh
 	e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": spent}}).status(http.StatusOK)
+	loggedOut := e.newUser()
+	e.do(req{method: "POST", path: "/api/logout/all/", auth: loggedOut.bearer()}).status(http.StatusNoContent)
 
 	cases := []struct {
 		name   string
@@ -33,6 +35,7 @@ func TestEvery401IsLoggedWithItsReason(t *testing.T) {
 	}{
 		{"no credentials", req{method: "GET", path: "/api/tasks/"}, "", "missing"},
 		{"unknown scheme", req{method: "GET", path: "/api/tasks/", auth: "Basic dXNlcjpwYXNz"}, "dXNlcjpwYXNz", "unknown_scheme"},
+		{"Bearer alone", req{method: "GET", path: "/api/tasks/", auth: "Bearer "}, "", "empty_credential"},
 		{"garbage token", req{method: "GET", path: "/api/tasks/", auth: "Bearer garbage-token-value"}, "garbage-token-value", "malformed_token"},
 		{"bad signature", req{method: "GET", path: "/api/tasks/", auth: "Bearer " + u.access[:len(u.access)-4] + "AAAA"}, u.access[:len(u.access)-4], "invalid"},
 		{"expired token", req{method: "GET", path: "/api/tasks/", auth: "Bearer " + expired}, expired, "expired"},
@@ -50,6 +53,7 @@ func TestEvery401IsLoggedWithItsReason(t *testing.T) {
 			body: map[string]any{"current_password": "Wrong-pass-phrase-3", "new_password": "Brand-new-phrase-77"}}, "Wrong-pass-phrase-3", "wrong_password"},
 		{"bad refresh token", req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": "not.a.refresh-token"}}, "not.a.refresh-token", "invalid"},
 		{"reused refresh token", req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": spent}}, spent, "reused"},
+		{"refresh token of a logged-out session", req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": loggedOut.refresh}}, loggedOut.refresh, "revoked"},
 	}
 	time.Sleep(time.Until(lapseAt) + 50*time.Millisecond)
 	for _, tt := range cases {
@@ -92,4 +96,34 @@ func accessLine(t *testing.T, logs, id string) (map[string]any, string) {
 	}
 	t.Fatalf("no access line with request_id %q in:\n%s", id, logs)
 	return nil, ""
+}
+
+// TestRefusedRefreshSaysWhy: a refresh token refused at /api/token/refresh/
+// says which case it is, as every 401 does, so a client knows a reused
+// token ended its session and a logged-out one is gone for good.
+func TestRefusedRefreshSaysWhy(t *testing.T) {
+	e := newEnv(t, nil)
+	reused := e.newUser()
+	e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": reused.refresh}}).status(http.StatusOK)
+	loggedOut := e.newUser()
+	e.do(req{method: "POST", path: "/api/token/blacklist/", body: map[string]string{"refresh": loggedOut.refresh}}).status(http.StatusOK)
+
+	for _, tt := range []struct{ name, refresh, message string }{
+		{"reused", reused.refresh, "The refresh token was already used, so its session has been ended: sign in again."},
+		{"logged out", loggedOut.refresh, "The token has been revoked: sign in again."},
+		{"not a token", "not.a.token", "Given token not valid."},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": tt.refresh}}).
+				errorCode(http.StatusUnauthorized, "invalid_token")
+			if got.Error.Message != tt.message {
+				t.Fatalf("message = %q, want %q", got.Error.Message, tt.message)
+			}
+		})
+	}
+	// Bearer with nothing after it is a missing credential, not a foreign scheme.
+	got := e.do(req{method: "GET", path: "/api/tasks/", auth: "Bearer"}).errorCode(http.StatusUnauthorized, "invalid_token")
+	if !strings.HasPrefix(got.Error.Message, "The Authorization header has a scheme but no credential") {
+		t.Fatalf("Bearer alone: message = %q", got.Error.Message)
+	}
 }

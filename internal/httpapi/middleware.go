@@ -303,9 +303,9 @@ type credential struct {
 // parseAuthorization reads "Bearer <jwt>", "Api-Key <key>" or "Token <key>"
 // (schemes are case-insensitive, RFC 9110 11.1).
 func parseAuthorization(header string) (credential, bool) {
-	scheme, value, ok := strings.Cut(strings.TrimSpace(header), " ")
+	scheme, value, _ := strings.Cut(strings.TrimSpace(header), " ")
 	value = strings.TrimSpace(value)
-	if !ok || value == "" || strings.ContainsAny(value, " \t") {
+	if value == "" || strings.ContainsAny(value, " \t") {
 		return credential{}, false
 	}
 	switch strings.ToLower(scheme) {
@@ -315,6 +315,17 @@ func parseAuthorization(header string) (credential, bool) {
 		return credential{value: value}, true
 	}
 	return credential{}, false
+}
+
+// knownScheme reports whether header starts with a scheme we take (an
+// empty credential after it deserves its own message, not "unsupported").
+func knownScheme(header string) bool {
+	scheme, _, _ := strings.Cut(strings.TrimSpace(header), " ")
+	switch strings.ToLower(scheme) {
+	case "bearer", "api-key", "token":
+		return true
+	}
+	return false
 }
 
 // looksLikeJWT: three dot-separated parts, the first a base64url JSON object.
@@ -328,6 +339,8 @@ func looksLikeJWT(v string) bool {
 func (s *Server) identify(ctx context.Context, ri *reqInfo, header string) (*task.Identity, error) {
 	cred, ok := parseAuthorization(header)
 	switch {
+	case !ok && knownScheme(header):
+		return nil, task.ErrCredentialGone
 	case !ok:
 		return nil, task.ErrSchemeUnknown
 	case cred.bearer && strings.HasPrefix(cred.value, auth.KeyMarker):

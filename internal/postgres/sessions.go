@@ -113,7 +113,7 @@ func (s *SessionStore) RotateRefreshToken(ctx context.Context, oldHash, newHash 
 			RETURNING s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.user_agent, s.ip`
 		sess, err = scanSession(tx.QueryRow(ctx, q, sid, newExpires))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return task.ErrInvalidToken
+			return task.ErrTokenRevoked // logged out, revoked, or its user deactivated
 		}
 		if err != nil {
 			return err

@@ -18,8 +18,8 @@ import (
 // wantRejected fails unless err is the refusal of a refresh token.
 func wantRejected(tb testing.TB, what string, err error) {
 	tb.Helper()
-	if !errors.Is(err, task.ErrInvalidToken) && !errors.Is(err, task.ErrTokenReused) {
-		tb.Fatalf("%s: err = %v, want ErrInvalidToken or ErrTokenReused", what, err)
+	if !errors.Is(err, task.ErrInvalidToken) && !errors.Is(err, task.ErrTokenReused) && !errors.Is(err, task.ErrTokenRevoked) {
+		tb.Fatalf("%s: err = %v, want ErrInvalidToken, ErrTokenReused or ErrTokenRevoked", what, err)
 	}
 }
 
@@ -364,7 +364,7 @@ func TestInactiveUserCannotRefresh(t *testing.T) {
 			t.Fatalf("UpdateUser: %v", err)
 		}
 		_, err := rotate(db, t, h, newHash())
-		wantErr(t, "RotateRefreshToken", err, task.ErrInvalidToken)
+		wantErr(t, "RotateRefreshToken", err, task.ErrTokenRevoked)
 	})
 	t.Run("inactive without revocation", func(t *testing.T) {
 		// The user flag alone must stop refreshes, even if a session was
@@ -373,7 +373,7 @@ func TestInactiveUserCannotRefresh(t *testing.T) {
 		_, h := newSession(t, db, u.ID)
 		execSQL(t, conn, `UPDATE users SET is_active = false WHERE id = $1`, u.ID)
 		_, err := rotate(db, t, h, newHash())
-		wantErr(t, "RotateRefreshToken", err, task.ErrInvalidToken)
+		wantErr(t, "RotateRefreshToken", err, task.ErrTokenRevoked)
 	})
 }
 

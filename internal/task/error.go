@@ -154,6 +154,8 @@ var (
 // message that tells it what to do (the contract's 401 rule).
 var (
 	ErrSchemeUnknown  = refusal(EINVALIDTOKEN, "unknown_scheme", "Unsupported authorization scheme: send Authorization: Bearer <access token>, Api-Key <key> or Token <key>.")
+	ErrCredentialGone = refusal(EINVALIDTOKEN, "empty_credential", "The Authorization header has a scheme but no credential after it: send Authorization: Bearer <access token>, Api-Key <key> or Token <key>.")
+	ErrRefreshExpired = refusal(EINVALIDTOKEN, "expired", "The refresh token has expired: sign in again.")
 	ErrTokenMalformed = refusal(EINVALIDTOKEN, "malformed_token", "The access token is malformed: it is not a JWT.")
 	ErrKeyMalformed   = refusal(EINVALIDTOKEN, "malformed_key", "The API key is malformed: send it exactly as POST /api/keys/ returned it.")
 	ErrTokenExpired   = refusal(EINVALIDTOKEN, "expired", "The access token has expired: refresh it or sign in again.")

@@ -96,7 +96,7 @@ func TestCommonErrors(t *testing.T) {
 		{"unavailable", ErrUnavailable, EUNAVAILABLE, "Service temporarily unavailable."},
 		{"precondition", ErrPrecondition, EPRECONDITION, "The resource has changed since it was read."},
 		// Reuse must look like any other bad token to the client.
-		{"token reused", ErrTokenReused, EINVALIDTOKEN, "Given token not valid."},
+		{"token reused", ErrTokenReused, EINVALIDTOKEN, "The refresh token was already used, so its session has been ended: sign in again."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -93,4 +93,4 @@ const (
 )
 
 // ErrTokenReused reports a refresh token presented after it was consumed.
-var ErrTokenReused = refusal(EINVALIDTOKEN, "reused", "Given token not valid.")
+var ErrTokenReused = refusal(EINVALIDTOKEN, "reused", "The refresh token was already used, so its session has been ended: sign in again.")
