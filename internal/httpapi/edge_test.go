@@ -183,8 +183,8 @@ func FuzzParseAuthorization(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, header string) {
-		c, ok := parseAuthorization(header)
-		if !ok {
+		c, err := parseAuthorization(header)
+		if err != nil {
 			return
 		}
 		if c.value == "" || strings.ContainsAny(c.value, " \t") {

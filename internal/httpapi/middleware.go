@@ -301,31 +301,27 @@ type credential struct {
 }
 
 // parseAuthorization reads "Bearer <jwt>", "Api-Key <key>" or "Token <key>"
-// (schemes are case-insensitive, RFC 9110 11.1).
-func parseAuthorization(header string) (credential, bool) {
+// (schemes are case-insensitive, RFC 9110 11.1). A scheme we take with
+// nothing after it is told apart from a scheme we do not take.
+func parseAuthorization(header string) (credential, error) {
 	scheme, value, _ := strings.Cut(strings.TrimSpace(header), " ")
 	value = strings.TrimSpace(value)
-	if value == "" || strings.ContainsAny(value, " \t") {
-		return credential{}, false
-	}
+	var c credential
 	switch strings.ToLower(scheme) {
 	case "bearer":
-		return credential{bearer: true, value: value}, true
+		c.bearer = true
 	case "api-key", "token":
-		return credential{value: value}, true
+	default:
+		return credential{}, task.ErrSchemeUnknown
 	}
-	return credential{}, false
-}
-
-// knownScheme reports whether header starts with a scheme we take (an
-// empty credential after it deserves its own message, not "unsupported").
-func knownScheme(header string) bool {
-	scheme, _, _ := strings.Cut(strings.TrimSpace(header), " ")
-	switch strings.ToLower(scheme) {
-	case "bearer", "api-key", "token":
-		return true
+	switch {
+	case value == "":
+		return credential{}, task.ErrCredentialGone
+	case strings.ContainsAny(value, " \t"):
+		return credential{}, task.ErrSchemeUnknown
 	}
-	return false
+	c.value = value
+	return c, nil
 }
 
 // looksLikeJWT: three dot-separated parts, the first a base64url JSON object.
@@ -337,12 +333,10 @@ func looksLikeJWT(v string) bool {
 // refusal is a distinct invalid_token error, so the client learns whether
 // to fix the header, refresh, or sign in again.
 func (s *Server) identify(ctx context.Context, ri *reqInfo, header string) (*task.Identity, error) {
-	cred, ok := parseAuthorization(header)
+	cred, err := parseAuthorization(header)
 	switch {
-	case !ok && knownScheme(header):
-		return nil, task.ErrCredentialGone
-	case !ok:
-		return nil, task.ErrSchemeUnknown
+	case err != nil:
+		return nil, err
 	case cred.bearer && strings.HasPrefix(cred.value, auth.KeyMarker):
 		return nil, task.ErrKeyWrongScheme
 	case !cred.bearer && looksLikeJWT(cred.value):
