@@ -18,10 +18,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 
 	"github.com/acme/taskmanager/internal/task"
 	"github.com/acme/taskmanager/migrations"
@@ -68,6 +70,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if opt.QueryTimeout > 0 {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(opt.QueryTimeout.Milliseconds(), 1), 10)
 	}
+	cfg.AfterConnect = registerTypes
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
@@ -88,6 +91,31 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		revoked: make(map[uuid.UUID]time.Time),
 	}
 	return db, nil
+}
+
+// registerTypes teaches a connection google/uuid. Without it pgx sends each
+// id argument as text, after formatting an error for the failed binary
+// attempt, and reads each id column as a string that uuid then parses.
+func registerTypes(_ context.Context, c *pgx.Conn) error {
+	m := c.TypeMap()
+	pgxuuid.Register(m)
+	m.RegisterType(&pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{}})
+	return nil
+}
+
+// uuidCodec reads binary ids straight into a uuid.UUID. pgx asks the codec
+// before it falls back to a target's sql.Scanner, and it prefers that
+// Scanner to pgxuuid's scan wrapper, so the wrapper is applied here.
+type uuidCodec struct{ pgxuuid.UUIDCodec }
+
+func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any) pgtype.ScanPlan {
+	if wrap, next, ok := pgxuuid.TryWrapUUIDScanPlan(target); ok {
+		if plan := c.UUIDCodec.PlanScan(m, oid, format, next); plan != nil {
+			wrap.SetNext(plan)
+			return wrap
+		}
+	}
+	return c.UUIDCodec.PlanScan(m, oid, format, target)
 }
 
 // Revocations returns the revocation checker; its Run must be started for

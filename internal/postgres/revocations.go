@@ -131,6 +131,7 @@ func (r *Revocations) listen(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	_ = registerTypes(ctx, conn)
 	// LISTEN before loading, so a revocation between the two is not lost.
 	if _, err := conn.Exec(ctx, "LISTEN "+revocationChannel); err != nil {
 		return err
