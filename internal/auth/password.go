@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -37,10 +38,14 @@ type Hasher struct {
 
 // NewHasher returns a Hasher running at most concurrency hashes at a time.
 func NewHasher(concurrency int) *Hasher {
-	h := &Hasher{slots: make(chan struct{}, max(concurrency, 1))}
-	h.dummy = encodeHash(make([]byte, argonSaltLen), argon2.IDKey([]byte("dummy"), make([]byte, argonSaltLen),
-		argonTime, argonMemoryKiB, argonThreads, argonKeyLen), argonMemoryKiB, argonTime, argonThreads)
-	return h
+	// The dummy's key is never matched (Verify fails an unknown user
+	// whatever the result), so random bytes serve as well as a real hash
+	// and cost no 19 MiB at start-up: only its parameters set the time.
+	salt, key := make([]byte, argonSaltLen), make([]byte, argonKeyLen)
+	_, _ = rand.Read(salt)
+	_, _ = rand.Read(key)
+	return &Hasher{slots: make(chan struct{}, max(concurrency, 1)),
+		dummy: encodeHash(salt, key, argonMemoryKiB, argonTime, argonThreads)}
 }
 
 func (h *Hasher) acquire(ctx context.Context) error {
@@ -52,7 +57,14 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	}
 }
 
-func (h *Hasher) release() { <-h.slots }
+// release frees the slot once the hash's 19 MiB is back in the heap. Left
+// to the pacer, that block would stay garbage until the heap doubled, so
+// the next hash would take fresh memory from the OS rather than reuse it,
+// and a few logins would leave the process at twice its working size.
+func (h *Hasher) release() {
+	runtime.GC()
+	<-h.slots
+}
 
 // Hash returns the PHC-format argon2id hash of password.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {

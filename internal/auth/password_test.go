@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -198,5 +199,33 @@ func TestVerifyRejectsCorruptParameters(t *testing.T) {
 		if ok, err := h.Verify(context.Background(), encoded, "whatever-password"); err == nil || ok {
 			t.Errorf("Verify with %s = %v, %v; want an error", params, ok, err)
 		}
+	}
+}
+
+// Logins one after another reuse one hash's memory: the process does not
+// grow by 19 MiB per login until the collector happens to run.
+func TestHasherReusesMemory(t *testing.T) {
+	ctx := context.Background()
+	h := NewHasher(1)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 4 {
+		if _, err := h.Verify(ctx, "", "some password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapSys) - int64(before.HeapSys); grown > 30<<20 {
+		t.Fatalf("the heap grew by %d MiB over four sequential hashes; one hash needs 19", grown>>20)
+	}
+}
+
+// The dummy hash an unknown user is checked against has the real cost
+// parameters, so that check takes as long as a wrong password.
+func TestHasherDummyCostsARealHash(t *testing.T) {
+	_, key, mem, iter, threads, err := decodeHash(NewHasher(1).dummy)
+	if err != nil || mem != argonMemoryKiB || iter != argonTime || threads != argonThreads || len(key) != argonKeyLen {
+		t.Fatalf("dummy = %q (err %v)", NewHasher(1).dummy, err)
 	}
 }
