@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 )
 
 // Each argon2id hash costs about 30 ms (more under -race), so the tests
@@ -59,12 +61,12 @@ func TestHasherHashFormat(t *testing.T) {
 		t.Fatalf("Hash: %v", err)
 	}
 
-	// PHC string format, argon2 version 0x13, OWASP parameters (19 MiB, t=2,
+	// PHC string format, argon2 version 0x13, OWASP parameters (12 MiB, t=3,
 	// p=1), a 16-byte salt and a 32-byte key in unpadded standard base64.
-	phc := regexp.MustCompile(`^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`)
+	phc := regexp.MustCompile(`^\$argon2id\$v=19\$m=12288,t=3,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`)
 	for _, s := range []string{a, b} {
 		if !phc.MatchString(s) {
-			t.Errorf("hash = %q, want PHC argon2id with m=19456,t=2,p=1", s)
+			t.Errorf("hash = %q, want PHC argon2id with m=12288,t=3,p=1", s)
 		}
 	}
 	if a == b {
@@ -203,7 +205,7 @@ func TestVerifyRejectsCorruptParameters(t *testing.T) {
 }
 
 // Logins one after another reuse one hash's memory: the process does not
-// grow by 19 MiB per login until the collector happens to run.
+// grow by 12 MiB per login until the collector happens to run.
 func TestHasherReusesMemory(t *testing.T) {
 	ctx := context.Background()
 	h := NewHasher(1)
@@ -216,8 +218,8 @@ func TestHasherReusesMemory(t *testing.T) {
 		}
 	}
 	runtime.ReadMemStats(&after)
-	if grown := int64(after.HeapSys) - int64(before.HeapSys); grown > 30<<20 {
-		t.Fatalf("the heap grew by %d MiB over four sequential hashes; one hash needs 19", grown>>20)
+	if grown := int64(after.HeapSys) - int64(before.HeapSys); grown > 20<<20 {
+		t.Fatalf("the heap grew by %d MiB over four sequential hashes; one hash needs 12", grown>>20)
 	}
 }
 
@@ -227,5 +229,20 @@ func TestHasherDummyCostsARealHash(t *testing.T) {
 	_, key, mem, iter, threads, err := decodeHash(NewHasher(1).dummy)
 	if err != nil || mem != argonMemoryKiB || iter != argonTime || threads != argonThreads || len(key) != argonKeyLen {
 		t.Fatalf("dummy = %q (err %v)", NewHasher(1).dummy, err)
+	}
+}
+
+// Hashes stored by earlier versions (19 MiB, two passes) still verify.
+func TestHasherVerifiesEarlierParameters(t *testing.T) {
+	salt := []byte("sixteen byte slt")
+	old := encodeHash(salt, argon2.IDKey([]byte("an old password"), salt, 2, 19*1024, 1, 32), 19*1024, 2, 1)
+	h := NewHasher(1)
+	for _, tc := range []struct {
+		password string
+		want     bool
+	}{{"an old password", true}, {"another password", false}} {
+		if ok, err := h.Verify(context.Background(), old, tc.password); err != nil || ok != tc.want {
+			t.Errorf("Verify(%q) = %v, %v; want %v", tc.password, ok, err, tc.want)
+		}
 	}
 }

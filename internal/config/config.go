@@ -103,7 +103,7 @@ const (
 	// The upper bounds keep a typo (an extra zero, hours for minutes) from
 	// quietly turning a limit off.
 	maxBodyBytes       = 64 << 20
-	maxHashConcurrency = 256 // each hash holds 19 MiB
+	maxHashConcurrency = 256 // each hash holds 12 MiB
 	maxRateLimit       = 1_000_000
 	maxTasksPerUser    = 10_000_000
 	maxHSTSSeconds     = 63_072_000 // two years, the preload list's ceiling

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/swaggest/swgui"
@@ -16,19 +17,28 @@ import (
 	"github.com/acme/taskmanager/api"
 )
 
-// docs serves the OpenAPI document and Swagger UI, from the binary.
+// docs serves the OpenAPI document and Swagger UI, from the binary. They are
+// built on the first request for them: building reads every embedded UI
+// file (the file server hashes them all), which would keep megabytes of the
+// binary resident in a server nobody browses.
 type docs struct {
+	load func() *docsContent
+}
+
+type docsContent struct {
 	json []byte
 	ui   http.Handler
 	csp  string
 }
 
-func newDocs() *docs {
+func newDocs() *docs { return &docs{load: sync.OnceValue(buildDocs)} }
+
+func buildDocs() *docsContent {
 	spec, err := yaml.YAMLToJSON(api.OpenAPI)
 	if err != nil {
 		panic("httpapi: api/openapi.yaml is not YAML: " + err.Error()) // caught by every test run
 	}
-	d := &docs{json: spec, ui: v5emb.NewHandlerWithConfig(swgui.Config{
+	d := &docsContent{json: spec, ui: v5emb.NewHandlerWithConfig(swgui.Config{
 		Title: "taskmanager API", SwaggerJSON: "/openapi.json", BasePath: "/docs/",
 		SettingsUI: map[string]string{"persistAuthorization": "false", "tryItOutEnabled": "true"},
 	})}
@@ -42,7 +52,7 @@ var inlineStyle = regexp.MustCompile(`(?s)<style>(.*?)</style>`)
 // policy is the page's own Content-Security-Policy: its scripts and styles
 // come from this server, plus the inline blocks of the page, allowed by
 // hash; it may call this API and nothing else.
-func (d *docs) policy() string {
+func (d *docsContent) policy() string {
 	w := httptest.NewRecorder()
 	d.ui.ServeHTTP(w, httptest.NewRequest("GET", "/docs/", nil))
 	page := w.Body.String()
@@ -68,11 +78,12 @@ func (d *docs) routes(r chi.Router) {
 	r.Get("/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Security-Policy", jsonCSP)
-		_, _ = w.Write(d.json)
+		_, _ = w.Write(d.load().json)
 	})
 	page := func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", d.csp)
-		d.ui.ServeHTTP(w, r)
+		c := d.load()
+		w.Header().Set("Content-Security-Policy", c.csp)
+		c.ui.ServeHTTP(w, r)
 	}
 	r.Get("/docs", page)
 	r.Get("/docs/*", page)
