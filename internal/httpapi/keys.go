@@ -134,15 +134,5 @@ func (s *Server) handleKeyList(w http.ResponseWriter, r *http.Request) {
 
 // handleKeyDelete handles DELETE /api/keys/{id}/.
 func (s *Server) handleKeyDelete(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := s.deps.Keys.RevokeKey(r.Context(), task.IdentityFromContext(r.Context()).UserID, id); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	s.securityEvent(r, "key_revoked", "key_id", id.String())
-	w.WriteHeader(http.StatusNoContent)
+	s.revokeOwn(w, r, s.deps.Keys.RevokeKey, "key_revoked", "key_id")
 }
