@@ -33,9 +33,9 @@ var (
 // Main runs the package's tests with a PostgreSQL server available, and
 // stops a server it started. Call it from TestMain.
 func Main(m *testing.M) {
-	code := m.Run()
-	Stop()
-	os.Exit(code)
+	// A TestMain that returns exits with m.Run's code.
+	defer Stop()
+	m.Run()
 }
 
 // Stop stops the server pgtest started, if any; Main calls it.
