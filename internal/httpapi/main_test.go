@@ -93,8 +93,7 @@ func testDeps(cfg *config.Config, db *postgres.DB) Deps {
 func newEnv(t testing.TB, env map[string]string, opts ...func(*Deps)) *testEnv {
 	t.Helper()
 	cfg := loadConfig(t, env)
-	db, dsn := pgtest.OpenWith(t, postgres.Options{TokenTTL: cfg.AccessTokenTTL + auth.Leeway,
-		QueryTimeout: cfg.DBQueryTimeout, MaxTasksPerUser: cfg.MaxTasksPerUser})
+	db, dsn := pgtest.OpenWith(t, postgres.OptionsFrom(cfg, nil))
 	return newEnvOn(t, db, dsn, env, opts...)
 }
 
