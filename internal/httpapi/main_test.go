@@ -11,13 +11,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/config"
+	"github.com/acme/taskmanager/internal/logtest"
 	"github.com/acme/taskmanager/internal/pgtest"
 	"github.com/acme/taskmanager/internal/postgres"
 	"github.com/acme/taskmanager/internal/ratelimit"
@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 // withRedis shares the server's rate limits through Redis at url, under a
 // prefix of the test's own, falling back to memory, as serve does.
-func withRedis(t testing.TB, url, prefix string, logBuf *syncBuffer) func(*Deps) {
+func withRedis(t testing.TB, url, prefix string, logBuf *logtest.Buffer) func(*Deps) {
 	stores, closeFn, err := ratelimit.Connect(context.Background(), url, prefix, slog.New(slog.NewJSONHandler(logBuf, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ type testEnv struct {
 	db     *postgres.DB
 	dsn    string
 	cfg    Config
-	logBuf *syncBuffer
+	logBuf *logtest.Buffer
 	ip     atomic.Uint32
 }
 
@@ -104,7 +104,7 @@ func newEnvOn(t testing.TB, db *postgres.DB, dsn string, env map[string]string, 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go db.Revocations().Run(ctx)
-	buf := &syncBuffer{}
+	buf := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	deps := testDeps(cfg, db)
 	for _, opt := range opts {
@@ -262,24 +262,6 @@ func (e *testEnv) login(u *user) tokenPairJSON {
 		body: map[string]string{"username": u.username, "password": u.password}}).status(http.StatusOK))
 	u.access, u.refresh = tok.Access, tok.Refresh
 	return tok
-}
-
-// syncBuffer is a log sink tests can read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
