@@ -46,6 +46,13 @@ func binary(t *testing.T) string {
 	return built.path
 }
 
+// removeBinary removes what binary built; TestMain runs it last.
+func removeBinary() {
+	if built.path != "" {
+		_ = os.RemoveAll(filepath.Dir(built.path))
+	}
+}
+
 type buildError struct {
 	err error
 	out string

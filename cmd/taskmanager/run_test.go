@@ -21,15 +21,7 @@ import (
 	"github.com/acme/taskmanager/internal/redistest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.Stop()
-	redistest.Stop()
-	if built.path != "" {
-		_ = os.RemoveAll(filepath.Dir(built.path))
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m, redistest.Stop, removeBinary) }
 
 func envFunc(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,12 +23,7 @@ import (
 	"github.com/acme/taskmanager/internal/redistest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.Stop()
-	redistest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m, redistest.Stop) }
 
 // withRedis shares the server's rate limits through Redis at url, under a
 // prefix of the test's own, falling back to memory, as serve does.

@@ -30,11 +30,17 @@ var (
 	stop     func()
 )
 
-// Main runs the package's tests with a PostgreSQL server available, and
-// stops a server it started. Call it from TestMain.
-func Main(m *testing.M) {
+// Main runs the package's tests with a PostgreSQL server available, then
+// stops a server it started and runs cleanups in order (stopping the
+// package's other servers, say). Call it from TestMain.
+func Main(m *testing.M, cleanups ...func()) {
 	// A TestMain that returns exits with m.Run's code.
-	defer Stop()
+	defer func() {
+		Stop()
+		for _, f := range cleanups {
+			f()
+		}
+	}()
 	m.Run()
 }
 
