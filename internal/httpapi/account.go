@@ -30,17 +30,15 @@ type passwordChangeRequest struct {
 // against the policy once the current one has proved who the user is.
 func (req *passwordChangeRequest) valid() error { return check(req) }
 
+func (req *passwordChangeRequest) currentPassword() string { return *req.CurrentPassword }
+
 // handlePasswordChange handles POST /api/me/password/. Every other session
 // of the user is revoked, and their API keys unless revoke_api_keys is
 // false; the session making the change stays.
 func (s *Server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 	id := task.IdentityFromContext(r.Context())
 	var req passwordChangeRequest
-	if err := s.decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	u, err := s.reauthenticate(r, *req.CurrentPassword)
+	u, err := s.decodeReauthenticated(w, r, &req)
 	if err != nil {
 		s.error(w, r, err)
 		return
