@@ -13,7 +13,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/acme/taskmanager/internal/auth"
-	"github.com/acme/taskmanager/internal/postgres"
 	"github.com/acme/taskmanager/internal/task"
 )
 
@@ -29,10 +28,11 @@ func createUser(ctx context.Context, args []string, getenv func(string) string, 
 	if !task.ValidUsername(*username) {
 		return errors.New("createuser: --username is required: up to 150 letters, digits and @/./+/-/_")
 	}
-	cfg, err := loadConfig(getenv, "createuser", stderr)
+	db, err := openDB(ctx, getenv, "createuser", stderr)
 	if err != nil {
 		return err
 	}
+	defer db.Close()
 	password, err := readPassword(stdin, stderr)
 	if err != nil {
 		return err
@@ -44,11 +44,6 @@ func createUser(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{})
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	u := &task.User{Username: *username, Email: strings.TrimSpace(*email), PasswordHash: hash, IsAdmin: *isAdmin}
 	if err := db.Users().CreateUser(ctx, u); err != nil {
 		if fields := task.ErrorFields(err); fields != nil {

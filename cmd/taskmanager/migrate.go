@@ -4,17 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-
-	"github.com/acme/taskmanager/internal/postgres"
 )
 
 // migrate applies the embedded migrations to DATABASE_URL.
 func migrate(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(getenv, "migrate", stderr)
-	if err != nil {
-		return err
-	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{})
+	db, err := openDB(ctx, getenv, "migrate", stderr)
 	if err != nil {
 		return err
 	}

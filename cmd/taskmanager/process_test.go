@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/taskmanager/internal/logtest"
 	"github.com/acme/taskmanager/internal/pgtest"
 	"github.com/acme/taskmanager/internal/redistest"
 )
@@ -43,6 +44,13 @@ func binary(t *testing.T) string {
 		t.Fatalf("go build: %v", built.err)
 	}
 	return built.path
+}
+
+// removeBinary removes what binary built; TestMain runs it last.
+func removeBinary() {
+	if built.path != "" {
+		_ = os.RemoveAll(filepath.Dir(built.path))
+	}
 }
 
 type buildError struct {
@@ -156,7 +164,7 @@ func TestTwoProcesses(t *testing.T) {
 		"DATABASE_URL": dsn, "REDIS_URL": redistest.URL(t), "REDIS_KEY_PREFIX": "twoproc:" + filepath.Base(t.TempDir()) + ":",
 		"JWT_SIGNING_KEY": strings.Repeat("proc-key", 8), "RATE_LIMIT_USER": "10/minute",
 	}
-	var out, errOut lockedBuffer
+	var out, errOut logtest.Buffer
 	if err := run(context.Background(), []string{"taskmanager", "migrate"}, envFunc(env), nil, &out, &errOut); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/acme/taskmanager/internal/config"
+	"github.com/acme/taskmanager/internal/postgres"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -177,4 +178,15 @@ func loadConfig(getenv func(string) string, need string, stderr io.Writer) (*con
 		return nil, fmt.Errorf("refusing to %s: %d configuration problem(s)", need, len(problems))
 	}
 	return cfg, err
+}
+
+// openDB reads the configuration as need requires it and opens the
+// database it names for a one-shot command, with no statement budget (a
+// migration may run long).
+func openDB(ctx context.Context, getenv func(string) string, need string, stderr io.Writer) (*postgres.DB, error) {
+	cfg, err := loadConfig(getenv, need, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{})
 }

@@ -13,40 +13,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/acme/taskmanager/internal/logtest"
 	"github.com/acme/taskmanager/internal/pgtest"
 	"github.com/acme/taskmanager/internal/redistest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.Stop()
-	redistest.Stop()
-	if built.path != "" {
-		_ = os.RemoveAll(filepath.Dir(built.path))
-	}
-	os.Exit(code)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+func TestMain(m *testing.M) { pgtest.Main(m, redistest.Stop, removeBinary) }
 
 func envFunc(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
@@ -63,7 +38,7 @@ func TestServeEndToEnd(t *testing.T) {
 		"LOG_FILE":        logFile,
 	}
 	ctx := context.Background()
-	var out, errOut lockedBuffer
+	var out, errOut logtest.Buffer
 	if err := run(ctx, []string{"taskmanager", "migrate"}, envFunc(env), nil, &out, &errOut); err != nil {
 		t.Fatalf("migrate: %v; %s", err, errOut.String())
 	}
@@ -161,7 +136,7 @@ func startServe(t *testing.T, env map[string]string) (string, func() error) {
 	var stop func() error
 	addr := serveOnFreePort(t, env, func(env map[string]string) (<-chan struct{}, func() string) {
 		ctx, cancel := context.WithCancel(context.Background())
-		var stdout, stderr lockedBuffer
+		var stdout, stderr logtest.Buffer
 		sv := &served{done: make(chan struct{})}
 		go func() {
 			sv.err = run(ctx, []string{"taskmanager", "serve"}, envFunc(env), nil, &stdout, &stderr)
@@ -214,7 +189,7 @@ func callJSON(t *testing.T, base, method, path, token string, body any) (int, ma
 
 func TestConfigurationProblemsAreReportedOneLineEach(t *testing.T) {
 	env := map[string]string{"APP_ENV": "production", "CORS_ALLOW_ALL_ORIGINS": "true", "DATABASE_URL": "postgres://db/x"}
-	var stdout, stderr lockedBuffer
+	var stdout, stderr logtest.Buffer
 	err := run(context.Background(), []string{"taskmanager", "serve"}, envFunc(env), nil, &stdout, &stderr)
 	if err == nil {
 		t.Fatal("production with CORS_ALLOW_ALL_ORIGINS and no signing key must refuse to start")
@@ -231,7 +206,7 @@ func TestConfigurationProblemsAreReportedOneLineEach(t *testing.T) {
 		}
 	}
 	// check prints the same verdict without starting.
-	var checkErr lockedBuffer
+	var checkErr logtest.Buffer
 	if run(context.Background(), []string{"taskmanager", "check"}, envFunc(env), nil, &stdout, &checkErr) == nil ||
 		!strings.Contains(checkErr.String(), "CORS_ALLOW_ALL_ORIGINS") {
 		t.Fatalf("check must refuse the same configuration:\n%s", checkErr.String())
@@ -292,7 +267,7 @@ func TestServeRefusesATakenPort(t *testing.T) {
 	defer taken.Close()
 	env := map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "JWT_SIGNING_KEY": strings.Repeat("port-key", 8),
 		"LISTEN_ADDR": taken.Addr().String()}
-	var out, errOut lockedBuffer
+	var out, errOut logtest.Buffer
 	err = run(context.Background(), []string{"taskmanager", "serve"}, envFunc(env), nil, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "LISTEN_ADDR="+taken.Addr().String()) || !strings.Contains(err.Error(), "already in use") {
 		t.Fatalf("serve on a taken port: err = %v, want one naming LISTEN_ADDR and the taken port", err)

@@ -55,12 +55,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 		tlsConfig.Certificates = []tls.Certificate{cert}
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
-		TokenTTL:        cfg.AccessTokenTTL + auth.Leeway,
-		QueryTimeout:    cfg.DBQueryTimeout,
-		MaxTasksPerUser: cfg.MaxTasksPerUser,
-		Logger:          log,
-	})
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.OptionsFrom(cfg, log))
 	if err != nil {
 		return err
 	}

@@ -84,6 +84,28 @@ func problems(t *testing.T, e env, need string) []string {
 	return lines
 }
 
+// loadCase is a configuration for serve and what Load makes of it.
+type loadCase struct {
+	name string
+	env  env
+	want string // the variable the single problem line names; "" for none
+}
+
+// loadOrRefuse loads e for serve. With want "" it must load, and returns
+// the configuration; otherwise it must refuse with one problem line naming
+// want, and returns nil.
+func loadOrRefuse(t *testing.T, e env, want string) *Config {
+	t.Helper()
+	if want == "" {
+		return mustLoad(t, e, "serve")
+	}
+	lines := problems(t, e, "serve")
+	if len(lines) != 1 || !strings.Contains(lines[0], want) {
+		t.Fatalf("problems = %q, want one line naming %s", lines, want)
+	}
+	return nil
+}
+
 // lineNaming returns the lines that mention name.
 func linesNaming(lines []string, name string) []string {
 	var out []string
@@ -222,11 +244,7 @@ func TestLoadDoesNotPrintSecrets(t *testing.T) {
 }
 
 func TestLoadServe(t *testing.T) {
-	tests := []struct {
-		name string
-		env  env
-		want string // the variable the single problem line names; "" for none
-	}{
+	tests := []loadCase{
 		{"minimal development", devEnv(), ""},
 		{"no DATABASE_URL", devEnv().with("DATABASE_URL", ""), "DATABASE_URL"},
 		{"DATABASE_URL not postgres", devEnv().with("DATABASE_URL", "mysql://u:p@h/db"), "DATABASE_URL"},
@@ -244,25 +262,12 @@ func TestLoadServe(t *testing.T) {
 		{"REGISTRATION_ENABLED yes", devEnv().with("REGISTRATION_ENABLED", "yes"), "REGISTRATION_ENABLED"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.want == "" {
-				mustLoad(t, tt.env, "serve")
-				return
-			}
-			lines := problems(t, tt.env, "serve")
-			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
-				t.Fatalf("problems = %q, want one line naming %s", lines, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { loadOrRefuse(t, tt.env, tt.want) })
 	}
 }
 
 func TestLoadProduction(t *testing.T) {
-	tests := []struct {
-		name string
-		env  env
-		want string // the variable the single problem line names; "" for none
-	}{
+	tests := []loadCase{
 		{"all guard rails met", prodEnv(), ""},
 		{"upper-case APP_ENV", prodEnv().with("APP_ENV", "PRODUCTION"), ""},
 		{"no JWT_SIGNING_KEY", prodEnv().with("JWT_SIGNING_KEY", ""), "JWT_SIGNING_KEY"},
@@ -281,16 +286,8 @@ func TestLoadProduction(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.want == "" {
-				c := mustLoad(t, tt.env, "serve")
-				if !c.Production() {
-					t.Fatalf("Production() = false, want true")
-				}
-				return
-			}
-			lines := problems(t, tt.env, "serve")
-			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
-				t.Fatalf("problems = %q, want one line naming %s", lines, tt.want)
+			if c := loadOrRefuse(t, tt.env, tt.want); c != nil && !c.Production() {
+				t.Fatalf("Production() = false, want true")
 			}
 		})
 	}
@@ -351,17 +348,13 @@ func TestLoadOrigins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.origins, func(t *testing.T) {
-			e := devEnv().with("CORS_ALLOWED_ORIGINS", tt.origins)
-			if tt.want != nil {
-				c := mustLoad(t, e, "serve")
-				if !slices.Equal(c.CORSAllowedOrigins, tt.want) {
-					t.Fatalf("CORSAllowedOrigins = %q, want %q", c.CORSAllowedOrigins, tt.want)
-				}
-				return
+			refused := ""
+			if tt.want == nil {
+				refused = "CORS_ALLOWED_ORIGINS"
 			}
-			lines := problems(t, e, "serve")
-			if len(lines) != 1 || !strings.Contains(lines[0], "CORS_ALLOWED_ORIGINS") {
-				t.Fatalf("problems = %q, want one line naming CORS_ALLOWED_ORIGINS", lines)
+			c := loadOrRefuse(t, devEnv().with("CORS_ALLOWED_ORIGINS", tt.origins), refused)
+			if c != nil && !slices.Equal(c.CORSAllowedOrigins, tt.want) {
+				t.Fatalf("CORSAllowedOrigins = %q, want %q", c.CORSAllowedOrigins, tt.want)
 			}
 		})
 	}
@@ -401,17 +394,13 @@ func TestLoadRates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
-			e := devEnv().with("RATE_LIMIT_USER", tt.value)
-			if tt.want != (Rate{}) {
-				c := mustLoad(t, e, "serve")
-				if c.RateUser != tt.want {
-					t.Fatalf("RateUser = %v, want %v", c.RateUser, tt.want)
-				}
-				return
+			refused := ""
+			if tt.want == (Rate{}) {
+				refused = "RATE_LIMIT_USER"
 			}
-			lines := problems(t, e, "serve")
-			if len(lines) != 1 || !strings.Contains(lines[0], "RATE_LIMIT_USER") {
-				t.Fatalf("problems = %q, want one line naming RATE_LIMIT_USER", lines)
+			c := loadOrRefuse(t, devEnv().with("RATE_LIMIT_USER", tt.value), refused)
+			if c != nil && c.RateUser != tt.want {
+				t.Fatalf("RateUser = %v, want %v", c.RateUser, tt.want)
 			}
 		})
 	}
@@ -618,15 +607,11 @@ func TestLoadBounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
-			e := devEnv().with(tt.name, tt.value)
+			refused := tt.name
 			if tt.ok {
-				mustLoad(t, e, "serve")
-				return
+				refused = ""
 			}
-			lines := problems(t, e, "serve")
-			if len(lines) != 1 || !strings.Contains(lines[0], tt.name) {
-				t.Fatalf("problems = %q, want one line naming %s", lines, tt.name)
-			}
+			loadOrRefuse(t, devEnv().with(tt.name, tt.value), refused)
 		})
 	}
 }
@@ -673,11 +658,7 @@ func TestLoadCutsLongValuesShort(t *testing.T) {
 }
 
 func TestLoadRelations(t *testing.T) {
-	tests := []struct {
-		name string
-		env  env
-		want string // the variable the single problem line names; "" for none
-	}{
+	tests := []loadCase{
 		{"API key default equal to max", devEnv().with("API_KEY_DEFAULT_TTL", "8760h"), ""},
 		{"API key default over max", devEnv().with("API_KEY_DEFAULT_TTL", "8761h"), "API_KEY_DEFAULT_TTL"},
 		{"API key max under default", devEnv().with("API_KEY_MAX_TTL", "720h"), "API_KEY_MAX_TTL"},
@@ -686,16 +667,7 @@ func TestLoadRelations(t *testing.T) {
 		{"session shorter than access token", devEnv().with("SESSION_MAX_AGE", "1h", "ACCESS_TOKEN_TTL", "2h"), "SESSION_MAX_AGE"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.want == "" {
-				mustLoad(t, tt.env, "serve")
-				return
-			}
-			lines := problems(t, tt.env, "serve")
-			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
-				t.Fatalf("problems = %q, want one line naming %s", lines, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { loadOrRefuse(t, tt.env, tt.want) })
 	}
 }
 

@@ -22,6 +22,15 @@ func (e *testEnv) loginAs(username, password, ip string) *resp {
 	return e.do(req{method: "POST", path: "/api/token/", ip: ip, body: map[string]string{"username": username, "password": password}})
 }
 
+// failLogins fails n logins as username with a wrong password, the i-th
+// (from 1) from the address fmt.Sprintf(addr, i).
+func (e *testEnv) failLogins(username string, n int, addr string) {
+	e.t.Helper()
+	for i := range n {
+		e.loginAs(username, "Wrong-password-123", fmt.Sprintf(addr, i+1)).status(http.StatusUnauthorized)
+	}
+}
+
 // TestFailedLoginsDoNotLockOutOtherAddresses: failures count per username
 // and address, so an attacker spending an address's budget on a user keeps
 // only that address out.
@@ -49,9 +58,7 @@ func TestFailedLoginsDoNotLockOutOtherAddresses(t *testing.T) {
 
 	// IPv6 clients are one client per /64.
 	v := e.newUser()
-	for i := range 10 {
-		e.loginAs(v.username, "Wrong-password-123", fmt.Sprintf("[2001:db8:1:2::%x]", i+1)).status(http.StatusUnauthorized)
-	}
+	e.failLogins(v.username, 10, "[2001:db8:1:2::%x]")
 	e.loginAs(v.username, v.password, "[2001:db8:1:2::ff]").errorCode(http.StatusTooManyRequests, "throttled")
 	e.loginAs(v.username, v.password, "[2001:db8:1:3::1]").status(http.StatusOK)
 }
@@ -61,9 +68,7 @@ func TestFailedLoginsDoNotLockOutOtherAddresses(t *testing.T) {
 func TestUsernameCapSlowsOnlyFailingAddresses(t *testing.T) {
 	e := newEnv(t, map[string]string{"RATE_LIMIT_LOGIN_USERNAME": "5/hour"})
 	u := e.newUser()
-	for i := range 5 {
-		e.loginAs(u.username, "Wrong-password-123", fmt.Sprintf("10.67.0.%d", i+1)).status(http.StatusUnauthorized)
-	}
+	e.failLogins(u.username, 5, "10.67.0.%d")
 	r := e.loginAs(u.username, u.password, "10.67.0.1")
 	r.errorCode(http.StatusTooManyRequests, "throttled")
 	if p := r.Header().Get("RateLimit-Policy"); !strings.HasPrefix(p, `"login_username";q=5`) {
@@ -78,9 +83,7 @@ func TestUsernameCapSlowsOnlyFailingAddresses(t *testing.T) {
 func TestOnlyWrongPasswordsCount(t *testing.T) {
 	e := newEnv(t, map[string]string{"RATE_LIMIT_LOGIN_USERNAME": "2/hour"})
 	u := e.newUser()
-	for i := range 2 {
-		e.loginAs(u.username, "Wrong-password-123", fmt.Sprintf("10.74.0.%d", i+1)).status(http.StatusUnauthorized)
-	}
+	e.failLogins(u.username, 2, "10.74.0.%d")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	hr := httptest.NewRequestWithContext(ctx, "POST", "/api/token/",

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -29,17 +30,15 @@ type passwordChangeRequest struct {
 // against the policy once the current one has proved who the user is.
 func (req *passwordChangeRequest) valid() error { return check(req) }
 
+func (req *passwordChangeRequest) currentPassword() string { return *req.CurrentPassword }
+
 // handlePasswordChange handles POST /api/me/password/. Every other session
 // of the user is revoked, and their API keys unless revoke_api_keys is
 // false; the session making the change stays.
 func (s *Server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 	id := task.IdentityFromContext(r.Context())
 	var req passwordChangeRequest
-	if err := s.decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	u, err := s.reauthenticate(r, *req.CurrentPassword)
+	u, err := s.decodeReauthenticated(w, r, &req)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -105,15 +104,23 @@ func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
 
 // handleSessionDelete handles DELETE /api/sessions/{id}/.
 func (s *Server) handleSessionDelete(w http.ResponseWriter, r *http.Request) {
-	sid, err := pathID(r)
+	s.revokeOwn(w, r, s.deps.Sessions.RevokeSession, "session_revoked", "session_id", "reason", "deleted")
+}
+
+// revokeOwn answers a DELETE of one of the caller's sessions or keys: it
+// revokes the id in the path for the caller, logs event with the id under
+// idKey followed by args, and answers 204.
+func (s *Server) revokeOwn(w http.ResponseWriter, r *http.Request, revoke func(ctx context.Context, userID, id uuid.UUID) error,
+	event, idKey string, args ...any) {
+	id, err := pathID(r)
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
-	if err := s.deps.Sessions.RevokeSession(r.Context(), task.IdentityFromContext(r.Context()).UserID, sid); err != nil {
+	if err := revoke(r.Context(), task.IdentityFromContext(r.Context()).UserID, id); err != nil {
 		s.error(w, r, err)
 		return
 	}
-	s.securityEvent(r, "session_revoked", "session_id", sid.String(), "reason", "deleted")
+	s.securityEvent(r, event, append([]any{idKey, id.String()}, args...)...)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -215,6 +215,22 @@ func (s *Server) reauthenticate(r *http.Request, password string) (u *task.User,
 	return u, nil
 }
 
+// passwordRequest is a request body that carries the caller's current
+// password, which its valid demands.
+type passwordRequest interface {
+	request
+	currentPassword() string
+}
+
+// decodeReauthenticated decodes the body into req, then proves the caller
+// again with the current password in it.
+func (s *Server) decodeReauthenticated(w http.ResponseWriter, r *http.Request, req passwordRequest) (*task.User, error) {
+	if err := s.decode(w, r, req); err != nil {
+		return nil, err
+	}
+	return s.reauthenticate(r, req.currentPassword())
+}
+
 // attempt is one password check, counted against the failed-login budgets.
 // Failures count per (username, client IP or IPv6 /64), so one address
 // cannot lock a user out of every other; a wider cap per username slows

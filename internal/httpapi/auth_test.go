@@ -167,19 +167,21 @@ func TestRefreshRace(t *testing.T) {
 // affected access tokens fail at once, and spares the others.
 func TestRevocationKillsAccessTokens(t *testing.T) {
 	e := newEnv(t, nil)
-	me := func(tok string) int { return e.do(req{method: "GET", path: "/api/me/", auth: "Bearer " + tok}).Code }
+	// wantMe checks what GET /api/me/ answers the access token tok.
+	wantMe := func(t *testing.T, what, tok string, want int) {
+		t.Helper()
+		if got := e.do(req{method: "GET", path: "/api/me/", auth: "Bearer " + tok}).Code; got != want {
+			t.Fatalf("%s: status = %d, want %d", what, got, want)
+		}
+	}
 
 	t.Run("logout", func(t *testing.T) {
 		u := e.newUser()
 		a := e.login(u)
 		b := e.login(u)
 		e.do(req{method: "POST", path: "/api/token/blacklist/", body: map[string]string{"refresh": a.Refresh}}).status(http.StatusOK)
-		if got := me(a.Access); got != http.StatusUnauthorized {
-			t.Fatalf("logged-out access token: status = %d, want 401", got)
-		}
-		if got := me(b.Access); got != http.StatusOK {
-			t.Fatalf("other session: status = %d, want 200", got)
-		}
+		wantMe(t, "logged-out access token", a.Access, http.StatusUnauthorized)
+		wantMe(t, "other session", b.Access, http.StatusOK)
 	})
 	t.Run("logout all", func(t *testing.T) {
 		u := e.newUser()
@@ -187,9 +189,7 @@ func TestRevocationKillsAccessTokens(t *testing.T) {
 		b := e.login(u)
 		e.do(req{method: "POST", path: "/api/logout/all/", auth: "Bearer " + a.Access}).status(http.StatusNoContent)
 		for _, tok := range []string{a.Access, b.Access} {
-			if got := me(tok); got != http.StatusUnauthorized {
-				t.Fatalf("after logout-all: status = %d, want 401", got)
-			}
+			wantMe(t, "after logout-all", tok, http.StatusUnauthorized)
 		}
 		e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": b.Refresh}}).errorCode(http.StatusUnauthorized, "invalid_token")
 	})
@@ -202,17 +202,11 @@ func TestRevocationKillsAccessTokens(t *testing.T) {
 			errorCode(http.StatusUnauthorized, "authentication_failed")
 		e.do(req{method: "POST", path: "/api/me/password/", auth: "Bearer " + a.Access,
 			body: map[string]string{"current_password": u.password, "new_password": "short"}}).fieldError("new_password")
-		if got := me(b.Access); got != http.StatusOK {
-			t.Fatalf("rejected changes must revoke nothing: status = %d", got)
-		}
+		wantMe(t, "rejected changes must revoke nothing", b.Access, http.StatusOK)
 		e.do(req{method: "POST", path: "/api/me/password/", auth: "Bearer " + a.Access,
 			body: map[string]string{"current_password": u.password, "new_password": "Brand-new-phrase-99"}}).status(http.StatusNoContent)
-		if got := me(b.Access); got != http.StatusUnauthorized {
-			t.Fatalf("other session after password change: status = %d, want 401", got)
-		}
-		if got := me(a.Access); got != http.StatusOK {
-			t.Fatalf("the changing session: status = %d, want 200", got)
-		}
+		wantMe(t, "other session after password change", b.Access, http.StatusUnauthorized)
+		wantMe(t, "the changing session", a.Access, http.StatusOK)
 		e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": u.password}}).status(http.StatusUnauthorized)
 		u.password = "Brand-new-phrase-99"
 		e.login(u)
@@ -244,12 +238,8 @@ func TestRevocationKillsAccessTokens(t *testing.T) {
 		other := e.newUser()
 		e.do(req{method: "DELETE", path: "/api/sessions/" + phoneID + "/", auth: other.bearer()}).errorCode(http.StatusNotFound, "not_found")
 		e.do(req{method: "DELETE", path: "/api/sessions/" + phoneID + "/", auth: "Bearer " + laptop.Access}).status(http.StatusNoContent)
-		if got := me(phone.Access); got != http.StatusUnauthorized {
-			t.Fatalf("deleted session: status = %d, want 401", got)
-		}
-		if got := me(laptop.Access); got != http.StatusOK {
-			t.Fatalf("remaining session: status = %d, want 200", got)
-		}
+		wantMe(t, "deleted session", phone.Access, http.StatusUnauthorized)
+		wantMe(t, "remaining session", laptop.Access, http.StatusOK)
 	})
 	t.Run("deactivation", func(t *testing.T) {
 		admin := e.newAdmin()
@@ -257,9 +247,7 @@ func TestRevocationKillsAccessTokens(t *testing.T) {
 		key := e.newKey(u, "tasks:read")
 		e.do(req{method: "PATCH", path: "/api/admin/users/" + u.id + "/", auth: admin.bearer(),
 			body: map[string]any{"is_active": false}}).status(http.StatusOK)
-		if got := me(u.access); got != http.StatusUnauthorized {
-			t.Fatalf("deactivated user's access token: status = %d, want 401", got)
-		}
+		wantMe(t, "deactivated user's access token", u.access, http.StatusUnauthorized)
 		e.do(req{method: "GET", path: "/api/tasks/", auth: "Api-Key " + key}).errorCode(http.StatusUnauthorized, "invalid_token")
 		e.do(req{method: "POST", path: "/api/token/refresh/", body: map[string]string{"refresh": u.refresh}}).errorCode(http.StatusUnauthorized, "invalid_token")
 		e.do(req{method: "POST", path: "/api/token/", body: map[string]string{"username": u.username, "password": u.password}}).errorCode(http.StatusUnauthorized, "authentication_failed")

@@ -62,6 +62,8 @@ func (req *keyRequest) valid() error {
 	return merge(check(req), expErr)
 }
 
+func (req *keyRequest) currentPassword() string { return *req.CurrentPassword }
+
 // expiry reads expires_at: defaultTTL ahead when absent, never more than
 // maxTTL ahead. Every key expires.
 func (req *keyRequest) expiry() (time.Time, error) {
@@ -86,11 +88,7 @@ func (req *keyRequest) expiry() (time.Time, error) {
 // minting one takes the password, not just a (possibly stolen) token.
 func (s *Server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 	req := keyRequest{now: s.now(), defaultTTL: s.cfg.APIKeyDefaultTTL, maxTTL: s.cfg.APIKeyMaxTTL}
-	if err := s.decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	u, err := s.reauthenticate(r, *req.CurrentPassword)
+	u, err := s.decodeReauthenticated(w, r, &req)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -134,15 +132,5 @@ func (s *Server) handleKeyList(w http.ResponseWriter, r *http.Request) {
 
 // handleKeyDelete handles DELETE /api/keys/{id}/.
 func (s *Server) handleKeyDelete(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := s.deps.Keys.RevokeKey(r.Context(), task.IdentityFromContext(r.Context()).UserID, id); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	s.securityEvent(r, "key_revoked", "key_id", id.String())
-	w.WriteHeader(http.StatusNoContent)
+	s.revokeOwn(w, r, s.deps.Keys.RevokeKey, "key_revoked", "key_id")
 }

@@ -9,31 +9,25 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/config"
+	"github.com/acme/taskmanager/internal/logtest"
 	"github.com/acme/taskmanager/internal/pgtest"
 	"github.com/acme/taskmanager/internal/postgres"
 	"github.com/acme/taskmanager/internal/ratelimit"
 	"github.com/acme/taskmanager/internal/redistest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.Stop()
-	redistest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m, redistest.Stop) }
 
 // withRedis shares the server's rate limits through Redis at url, under a
 // prefix of the test's own, falling back to memory, as serve does.
-func withRedis(t testing.TB, url, prefix string, logBuf *syncBuffer) func(*Deps) {
+func withRedis(t testing.TB, url, prefix string, logBuf *logtest.Buffer) func(*Deps) {
 	stores, closeFn, err := ratelimit.Connect(context.Background(), url, prefix, slog.New(slog.NewJSONHandler(logBuf, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +43,7 @@ type testEnv struct {
 	db     *postgres.DB
 	dsn    string
 	cfg    Config
-	logBuf *syncBuffer
+	logBuf *logtest.Buffer
 	ip     atomic.Uint32
 }
 
@@ -93,8 +87,7 @@ func testDeps(cfg *config.Config, db *postgres.DB) Deps {
 func newEnv(t testing.TB, env map[string]string, opts ...func(*Deps)) *testEnv {
 	t.Helper()
 	cfg := loadConfig(t, env)
-	db, dsn := pgtest.OpenWith(t, postgres.Options{TokenTTL: cfg.AccessTokenTTL + auth.Leeway,
-		QueryTimeout: cfg.DBQueryTimeout, MaxTasksPerUser: cfg.MaxTasksPerUser})
+	db, dsn := pgtest.OpenWith(t, postgres.OptionsFrom(cfg, nil))
 	return newEnvOn(t, db, dsn, env, opts...)
 }
 
@@ -105,7 +98,7 @@ func newEnvOn(t testing.TB, db *postgres.DB, dsn string, env map[string]string, 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go db.Revocations().Run(ctx)
-	buf := &syncBuffer{}
+	buf := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	deps := testDeps(cfg, db)
 	for _, opt := range opts {
@@ -263,24 +256,6 @@ func (e *testEnv) login(u *user) tokenPairJSON {
 		body: map[string]string{"username": u.username, "password": u.password}}).status(http.StatusOK))
 	u.access, u.refresh = tok.Access, tok.Refresh
 	return tok
-}
-
-// syncBuffer is a log sink tests can read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

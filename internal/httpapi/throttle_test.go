@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/acme/taskmanager/internal/logtest"
 	"github.com/acme/taskmanager/internal/postgres"
 	"github.com/acme/taskmanager/internal/redistest"
 )
@@ -128,7 +129,7 @@ func TestPreflightIsNeverThrottled(t *testing.T) {
 func TestSharedLimitsThroughRedis(t *testing.T) {
 	url := redistest.URL(t)
 	prefix := "shared-" + uuid.NewString() + ":"
-	var logs syncBuffer
+	var logs logtest.Buffer
 	env := map[string]string{"RATE_LIMIT_USER": "10/minute"}
 	e1 := newEnv(t, env, withRedis(t, url, prefix, &logs))
 	db2, err := postgres.Open(context.Background(), e1.dsn, postgres.Options{TokenTTL: time.Hour})
@@ -155,7 +156,7 @@ func TestSharedLimitsThroughRedis(t *testing.T) {
 // counting locally, and logs that it does.
 func TestRedisDownKeepsServing(t *testing.T) {
 	rs := redistest.Start(t)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	e := newEnv(t, nil, withRedis(t, rs.URL, "down:", &logs))
 	u := e.newUser()
 	e.do(req{method: "GET", path: "/api/tasks/", auth: u.bearer()}).status(http.StatusOK)

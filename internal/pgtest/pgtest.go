@@ -30,12 +30,18 @@ var (
 	stop     func()
 )
 
-// Main runs the package's tests with a PostgreSQL server available, and
-// stops a server it started. Call it from TestMain.
-func Main(m *testing.M) {
-	code := m.Run()
-	Stop()
-	os.Exit(code)
+// Main runs the package's tests with a PostgreSQL server available, then
+// stops a server it started and runs cleanups in order (stopping the
+// package's other servers, say). Call it from TestMain.
+func Main(m *testing.M, cleanups ...func()) {
+	// A TestMain that returns exits with m.Run's code.
+	defer func() {
+		Stop()
+		for _, f := range cleanups {
+			f()
+		}
+	}()
+	m.Run()
 }
 
 // Stop stops the server pgtest started, if any; Main calls it.

@@ -25,6 +25,8 @@ import (
 	"github.com/pressly/goose/v3/lock"
 	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 
+	"github.com/acme/taskmanager/internal/auth"
+	"github.com/acme/taskmanager/internal/config"
 	"github.com/acme/taskmanager/internal/task"
 	"github.com/acme/taskmanager/migrations"
 )
@@ -55,6 +57,18 @@ type Options struct {
 	// MaxTasksPerUser is how many tasks one user may hold; zero is no limit.
 	MaxTasksPerUser int
 	Logger          *slog.Logger
+}
+
+// OptionsFrom picks the stores' settings out of the process configuration,
+// logging to log. serve and the tests both open the database through it, so
+// they cannot drift apart.
+func OptionsFrom(c *config.Config, log *slog.Logger) Options {
+	return Options{
+		TokenTTL:        c.AccessTokenTTL + auth.Leeway,
+		QueryTimeout:    c.DBQueryTimeout,
+		MaxTasksPerUser: c.MaxTasksPerUser,
+		Logger:          log,
+	}
 }
 
 // Open connects a pool to url. It does not wait for the database: a server

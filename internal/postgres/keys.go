@@ -65,22 +65,8 @@ func (s *KeyStore) CreateKey(ctx context.Context, k *task.APIKey) error {
 // FindKeys returns one page of the user's keys that are not revoked,
 // newest first; expired keys are listed (they show when they expired).
 func (s *KeyStore) FindKeys(ctx context.Context, userID uuid.UUID, limit int, cur *task.Cursor) (*task.Page[*task.APIKey], error) {
-	q, args, err := newestFirst(`SELECT `+keyColumns+` FROM api_keys k WHERE k.user_id = $1 AND k.revoked_at IS NULL`,
-		"k.", userID, limit, cur)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.db.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, translate(err, "find keys")
-	}
-	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*task.APIKey, error) { return scanKey(r) })
-	if err != nil {
-		return nil, translate(err, "find keys")
-	}
-	return task.NewPage(keys, limit, cur, func(k *task.APIKey) task.Cursor {
-		return task.TimeCursor("", k.CreatedAt, k.ID)
-	}), nil
+	return findPage(ctx, s.db, "find keys", `SELECT `+keyColumns+` FROM api_keys k WHERE k.user_id = $1 AND k.revoked_at IS NULL`,
+		"k.", userID, limit, cur, scanKey, func(k *task.APIKey) (time.Time, uuid.UUID) { return k.CreatedAt, k.ID })
 }
 
 // FindKeyByPrefix returns the live key with prefix, if its owner is active.

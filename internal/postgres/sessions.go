@@ -205,22 +205,9 @@ func (db *DB) revoking(ctx context.Context, what string, fn func(tx pgx.Tx, revo
 
 // FindSessions returns one page of the user's live sessions, newest first.
 func (s *SessionStore) FindSessions(ctx context.Context, userID uuid.UUID, limit int, cur *task.Cursor) (*task.Page[*task.Session], error) {
-	q, args, err := newestFirst(`SELECT `+sessionColumns+` FROM sessions
-		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()`, "", userID, limit, cur)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.db.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, translate(err, "find sessions")
-	}
-	sessions, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*task.Session, error) { return scanSession(r) })
-	if err != nil {
-		return nil, translate(err, "find sessions")
-	}
-	return task.NewPage(sessions, limit, cur, func(x *task.Session) task.Cursor {
-		return task.TimeCursor("", x.CreatedAt, x.ID)
-	}), nil
+	return findPage(ctx, s.db, "find sessions", `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()`, "", userID, limit, cur,
+		scanSession, func(x *task.Session) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID })
 }
 
 // RevokeSession logs out one of the user's sessions.

@@ -289,10 +289,13 @@ func (s *TaskStore) window(ctx context.Context, db querier, q listQuery, from *p
 	return hits, last, owned, err
 }
 
-// newestFirst completes base, a query whose $1 is userID, into one keyset
-// page newest first (created_at DESC, id DESC) from cur; prefix qualifies
-// the columns. A backward page runs oldest first and task.NewPage flips it.
-func newestFirst(base, prefix string, userID uuid.UUID, limit int, cur *task.Cursor) (string, []any, error) {
+// findPage runs base, a query whose $1 is userID, as one keyset page newest
+// first (created_at DESC, id DESC) from cur, scanning each row with scan;
+// prefix qualifies the columns and at reads them back from a row for the
+// page's cursors. A backward page runs oldest first and task.NewPage flips
+// it. what names the query in its errors.
+func findPage[T any](ctx context.Context, db *DB, what, base, prefix string, userID uuid.UUID, limit int, cur *task.Cursor,
+	scan func(pgx.Row) (T, error), at func(T) (time.Time, uuid.UUID)) (*task.Page[T], error) {
 	cmp, dir := "<", "DESC"
 	if cur.Backwards() {
 		cmp, dir = ">", "ASC"
@@ -301,12 +304,24 @@ func newestFirst(base, prefix string, userID uuid.UUID, limit int, cur *task.Cur
 	if cur != nil {
 		t, err := cur.Time()
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		base += fmt.Sprintf(" AND (%screated_at, %sid) %s ($3, $4)", prefix, prefix, cmp)
 		args = append(args, t, cur.ID)
 	}
-	return fmt.Sprintf("%s ORDER BY %screated_at %s, %sid %s LIMIT $2", base, prefix, dir, prefix, dir), args, nil
+	q := fmt.Sprintf("%s ORDER BY %screated_at %s, %sid %s LIMIT $2", base, prefix, dir, prefix, dir)
+	rows, err := db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, translate(err, what)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, translate(err, what)
+	}
+	return task.NewPage(items, limit, cur, func(x T) task.Cursor {
+		t, id := at(x)
+		return task.TimeCursor("", t, id)
+	}), nil
 }
 
 func escapeLike(s string) string {

@@ -29,18 +29,19 @@ var (
 
 // Main runs the package's tests and stops a server URL started.
 func Main(m *testing.M) {
-	code := m.Run()
-	Stop()
-	os.Exit(code)
+	// A TestMain that returns exits with m.Run's code.
+	defer Stop()
+	m.Run()
 }
 
 // Stop stops the server URL started, if any; Main calls it.
 func Stop() {
 	mu.Lock()
-	defer mu.Unlock()
-	if shared != nil {
-		shared.Stop()
-		shared = nil
+	s := shared
+	shared = nil
+	mu.Unlock()
+	if s != nil {
+		s.Stop()
 	}
 }
 

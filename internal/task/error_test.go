@@ -10,6 +10,18 @@ import (
 	"testing"
 )
 
+// wantCodeAndMessage checks the code and the sentence a client is given
+// for err.
+func wantCodeAndMessage(t *testing.T, err error, code, msg string) {
+	t.Helper()
+	if got := ErrorCode(err); got != code {
+		t.Errorf("ErrorCode = %q, want %q", got, code)
+	}
+	if got := ErrorMessage(err); got != msg {
+		t.Errorf("ErrorMessage = %q, want %q", got, msg)
+	}
+}
+
 func TestErrorAccessors(t *testing.T) {
 	internal := errors.New(`postgres: insert task: ERROR: relation "tasks" does not exist (SQLSTATE 42P01)`)
 	field := FieldError("title", "Title must be at least 3 characters long.")
@@ -39,12 +51,7 @@ func TestErrorAccessors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ErrorCode(tt.err); got != tt.wantCode {
-				t.Errorf("ErrorCode = %q, want %q", got, tt.wantCode)
-			}
-			if got := ErrorMessage(tt.err); got != tt.wantMsg {
-				t.Errorf("ErrorMessage = %q, want %q", got, tt.wantMsg)
-			}
+			wantCodeAndMessage(t, tt.err, tt.wantCode, tt.wantMsg)
 			got := ErrorFields(tt.err)
 			if !maps.EqualFunc(got, tt.wantFields, slices.Equal) || (got == nil) != (tt.wantFields == nil) {
 				t.Errorf("ErrorFields = %v, want %v", got, tt.wantFields)
@@ -99,14 +106,7 @@ func TestCommonErrors(t *testing.T) {
 		{"token reused", ErrTokenReused, EINVALIDTOKEN, "The refresh token was already used, so its session has been ended: sign in again."},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := ErrorCode(tt.err); got != tt.wantCode {
-				t.Errorf("ErrorCode = %q, want %q", got, tt.wantCode)
-			}
-			if got := ErrorMessage(tt.err); got != tt.wantMsg {
-				t.Errorf("ErrorMessage = %q, want %q", got, tt.wantMsg)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantCodeAndMessage(t, tt.err, tt.wantCode, tt.wantMsg) })
 	}
 	if errors.Is(ErrTokenReused, ErrInvalidToken) {
 		t.Errorf("ErrTokenReused is ErrInvalidToken, want a distinct value so the store can signal reuse")
