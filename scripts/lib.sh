@@ -161,7 +161,8 @@ start_throwaway_postgres() {
 start_server() {
 	local dir=$1 port attempt tries
 	shift
-	local -a vars=(APP_ENV=development "JWT_SIGNING_KEY=$(random_hex 32)" "$@")
+	# METRICS_ADDR: a free port, so a throwaway server never fights a `make run` over 9464.
+	local -a vars=(APP_ENV=development "JWT_SIGNING_KEY=$(random_hex 32)" METRICS_ADDR=127.0.0.1:0 "$@")
 	# As with PostgreSQL, the port may be taken between free_port and the server's bind;
 	# the server then exits at once, and we try another port.
 	for attempt in 1 2 3; do

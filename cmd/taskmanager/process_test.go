@@ -113,6 +113,10 @@ func serveOnFreePort(t *testing.T, env map[string]string, start func(env map[str
 		l.Close()
 		env := maps.Clone(env)
 		env["LISTEN_ADDR"] = addr
+		if _, ok := env["METRICS_ADDR"]; !ok {
+			// Servers of parallel tests must not fight over the default port.
+			env["METRICS_ADDR"] = "127.0.0.1:0"
+		}
 		exited, why := start(env)
 		if waitHealthy(t, client, scheme+"://"+addr+"/healthz", exited) {
 			return addr

@@ -61,18 +61,37 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	defer db.Close()
 	go db.Revocations().Run(ctx)
-	go purge(ctx, db, log)
+	go purge(ctx, db, cfg.AuditRetention, log)
 
-	rateStores, closeRedis, err := ratelimit.Connect(ctx, cfg.RedisURL, cfg.RedisKeyPrefix, log)
+	rateStores, redisUp, closeRedis, err := ratelimit.Connect(ctx, cfg.RedisURL, cfg.RedisKeyPrefix, log)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
 	defer closeRedis()
+	m, trail := observability(db, redisUp, log)
+	// The trail outlives the HTTP server: the last requests' events are
+	// stored after they drain, before the database closes.
+	go trail.Run(context.WithoutCancel(ctx))
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := trail.Close(flushCtx); err != nil {
+			log.Warn("audit events not stored before the deadline", "queued", trail.Len())
+		}
+	}()
 	handler := httpapi.NewServer(httpapi.ConfigFrom(cfg), log, httpapi.Deps{
 		Tokens: auth.NewTokens(httpapi.TokenConfig(cfg)), Hasher: auth.NewHasher(cfg.PasswordHashLimit),
 		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
 		Revocations: db.Revocations(), Ping: db.Ping, RateStore: rateStores, Now: time.Now,
+		Metrics: m, Audit: trail,
 	})
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -169,9 +188,10 @@ func baseURL(addr net.Addr, secure bool, public *url.URL) string {
 	return u.String()
 }
 
-// purge deletes dead sessions and refresh tokens now and then. Every
-// instance runs it; the deletes are idempotent.
-func purge(ctx context.Context, db *postgres.DB, log *slog.Logger) {
+// purge deletes dead sessions and refresh tokens, and audit events older
+// than retention, now and then. Every instance runs it; the deletes are
+// idempotent.
+func purge(ctx context.Context, db *postgres.DB, retention time.Duration, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -179,6 +199,11 @@ func purge(ctx context.Context, db *postgres.DB, log *slog.Logger) {
 			log.Warn("purge failed", "err", err)
 		} else if n > 0 {
 			log.Info("purged expired sessions and refresh tokens", "rows", n)
+		}
+		if n, err := db.Audit().PurgeAuditEvents(ctx, time.Now().Add(-retention)); err != nil {
+			log.Warn("audit purge failed", "err", err)
+		} else if n > 0 {
+			log.Info("purged audit events past AUDIT_RETENTION", "rows", n)
 		}
 		select {
 		case <-ctx.Done():

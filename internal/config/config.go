@@ -46,6 +46,9 @@ type Config struct {
 	LogLevel string
 	LogFile  string
 
+	MetricsAddr    string        // the Prometheus listener; empty when off
+	AuditRetention time.Duration // how long audit events are kept
+
 	MaxBodyBytes        int64
 	RegistrationEnabled bool
 	DocsEnabled         bool // /docs, /openapi.yaml and /openapi.json
@@ -112,10 +115,33 @@ const (
 	maxRefreshTokenTTL = 90 * 24 * time.Hour
 	maxSessionMaxAge   = 365 * 24 * time.Hour
 	maxAPIKeyTTL       = 5 * 365 * 24 * time.Hour
+	maxAuditRetention  = 10 * 365 * 24 * time.Hour
 
 	// maxEchoBytes is how much of a bad value a problem line quotes.
 	maxEchoBytes = 64
 )
+
+// defaultMetricsAddr is where metrics are served unless METRICS_ADDR says
+// otherwise: this machine only, never the public port.
+const defaultMetricsAddr = "127.0.0.1:9464"
+
+// metricsOff is what METRICS_ADDR reads as when it is set but empty (see
+// Getenv): no metrics listener.
+const metricsOff = "off"
+
+// Getenv reads the environment through lookup (os.LookupEnv) for Load. A
+// variable set to nothing reads as unset, so its default applies, except
+// METRICS_ADDR: set but empty, it turns the metrics listener off, as
+// "off" does.
+func Getenv(lookup func(string) (string, bool)) func(string) string {
+	return func(name string) string {
+		v, ok := lookup(name)
+		if name == "METRICS_ADDR" && ok && strings.TrimSpace(v) == "" {
+			return metricsOff
+		}
+		return v
+	}
+}
 
 // devAllowedHosts is what ALLOWED_HOSTS means when unset in development,
 // as Django's DEBUG mode: the machine itself, never any host.
@@ -146,6 +172,8 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 		APIKeyMaxTTL:        r.duration("API_KEY_MAX_TTL", 365*24*time.Hour, time.Second, maxAPIKeyTTL),
 		LogLevel:            r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFile:             r.str("LOG_FILE", ""),
+		MetricsAddr:         r.str("METRICS_ADDR", defaultMetricsAddr),
+		AuditRetention:      r.duration("AUDIT_RETENTION", 90*24*time.Hour, time.Hour, maxAuditRetention),
 		MaxBodyBytes:        int64(r.integer("MAX_BODY_BYTES", 1<<20, 1, maxBodyBytes)),
 		RegistrationEnabled: r.boolean("REGISTRATION_ENABLED", true),
 		PasswordHashLimit:   r.integer("PASSWORD_HASH_CONCURRENCY", min(runtime.NumCPU(), maxHashConcurrency), 1, maxHashConcurrency),
@@ -206,6 +234,11 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 			r.problem("REDIS_URL must be a redis://, rediss:// or unix:// URL")
 		}
+	}
+	if strings.EqualFold(c.MetricsAddr, metricsOff) {
+		c.MetricsAddr = ""
+	} else if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+		r.problem(fmt.Sprintf("METRICS_ADDR must be host:port (e.g. %s), or empty to serve no metrics", defaultMetricsAddr))
 	}
 	if len(r.problems) > 0 {
 		return nil, r.problems

@@ -185,7 +185,11 @@ func (s *Server) login(r *http.Request, username, password string) (u *task.User
 		return nil, err
 	}
 	if !ok || !u.IsActive {
-		s.securityEvent(r, "login_failed")
+		if u != nil {
+			s.securityEvent(r, "login_failed", "subject", u.ID.String())
+		} else {
+			s.securityEvent(r, "login_failed")
+		}
 		return nil, task.ErrBadCredentials
 	}
 	return u, nil
@@ -265,6 +269,7 @@ func (s *Server) beginAttempt(r *http.Request, username string) (*attempt, error
 			return nil, err
 		}
 		if !wide.Allowed {
+			t.count(t.loginUsername, wide)
 			sp := refused(t.loginUsername, a.username, wide)
 			s.throttled(r, sp)
 			return nil, refusal{sp}
@@ -273,6 +278,7 @@ func (s *Server) beginAttempt(r *http.Request, username string) (*attempt, error
 	if a.taken, err = t.loginPair.Take(ctx, a.pair); err != nil {
 		return nil, err
 	}
+	t.count(t.loginPair, a.taken)
 	if !a.taken.Allowed {
 		sp := refused(t.loginPair, a.pair, a.taken)
 		s.throttled(r, sp)

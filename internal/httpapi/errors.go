@@ -59,15 +59,15 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		// The client went away: nothing failed on our side and nobody
 		// reads the answer. 499 is nginx's name for it in access logs.
-		s.log.InfoContext(r.Context(), "client closed the request", "request_id", ri.id)
+		s.log.InfoContext(r.Context(), "client closed the request")
 		w.WriteHeader(statusClientClosed)
 		return
 	}
 	switch code {
 	case task.EINTERNAL:
-		s.log.ErrorContext(r.Context(), "request failed", "request_id", ri.id, "err", err.Error())
+		s.log.ErrorContext(r.Context(), "request failed", "err", err.Error())
 	case task.EUNAVAILABLE:
-		s.log.WarnContext(r.Context(), "dependency unavailable", "request_id", ri.id, "err", err.Error())
+		s.log.WarnContext(r.Context(), "dependency unavailable", "err", err.Error())
 		s.ready.forget()
 	}
 	status := statusByCode[code]

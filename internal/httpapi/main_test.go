@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/taskmanager/internal/audit"
 	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/config"
 	"github.com/acme/taskmanager/internal/logtest"
+	"github.com/acme/taskmanager/internal/metrics"
 	"github.com/acme/taskmanager/internal/pgtest"
 	"github.com/acme/taskmanager/internal/postgres"
 	"github.com/acme/taskmanager/internal/ratelimit"
@@ -28,7 +30,7 @@ func TestMain(m *testing.M) { pgtest.Main(m, redistest.Stop) }
 // withRedis shares the server's rate limits through Redis at url, under a
 // prefix of the test's own, falling back to memory, as serve does.
 func withRedis(t testing.TB, url, prefix string, logBuf *logtest.Buffer) func(*Deps) {
-	stores, closeFn, err := ratelimit.Connect(context.Background(), url, prefix, slog.New(slog.NewJSONHandler(logBuf, nil)))
+	stores, _, closeFn, err := ratelimit.Connect(context.Background(), url, prefix, slog.New(slog.NewJSONHandler(logBuf, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +103,17 @@ func newEnvOn(t testing.TB, db *postgres.DB, dsn string, env map[string]string, 
 	buf := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	deps := testDeps(cfg, db)
+	// As serve does: metrics on, and an audit trail storing the events.
+	deps.Metrics = metrics.New("test")
+	deps.Audit = audit.New(db.Audit(), audit.Options{Dropped: deps.Metrics.AuditDropped, Written: deps.Metrics.AuditWritten,
+		Failed: deps.Metrics.AuditFailed, FlushEvery: 20 * time.Millisecond})
 	for _, opt := range opts {
 		opt(&deps)
+	}
+	if deps.Audit != nil {
+		trail := deps.Audit
+		go trail.Run(context.WithoutCancel(ctx))
+		t.Cleanup(func() { _ = trail.Close(context.Background()) })
 	}
 	srv := NewServer(ConfigFrom(cfg), log, deps)
 	e := &testEnv{t: t, srv: srv, db: db, dsn: dsn, cfg: srv.cfg, logBuf: buf}

@@ -16,8 +16,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/cors"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/task"
@@ -27,6 +29,7 @@ import (
 // the context so the access log can report it after the handler ran.
 type reqInfo struct {
 	id       string
+	traceID  string // of a valid incoming W3C traceparent, else empty
 	clientIP string
 	secure   bool
 	userID   string
@@ -78,8 +81,9 @@ func (s *Server) limitHeaders(next http.Handler) http.Handler {
 // hex, dashed tokens) and nothing that could smuggle markup into logs.
 var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
-// requestID echoes a sane X-Request-ID or makes one, and resolves the
-// client address once for everything after it.
+// requestID echoes a sane X-Request-ID or makes one, reads the trace id of
+// a W3C traceparent, and resolves the client address once for everything
+// after it.
 func (s *Server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-ID")
@@ -90,29 +94,61 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-ID", id)
 		ip, secure := s.clientAddr(r)
-		ri := &reqInfo{id: id, clientIP: ip, secure: secure}
+		ri := &reqInfo{id: id, traceID: traceID(r.Header.Get("Traceparent")), clientIP: ip, secure: secure}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri)))
 	})
 }
 
-// accessLog writes one line per request. It never logs headers, bodies or
+// traceID is the trace id of a W3C traceparent header
+// (version-traceid-parentid-flags, lower-case hex), or "" when the header
+// is absent or malformed: a bad one starts no trace, as the spec says.
+func traceID(tp string) string {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || tp[:2] == "ff" ||
+		(tp[:2] == "00" && len(tp) != 55) || (len(tp) > 55 && tp[55] != '-') {
+		return ""
+	}
+	id, zero := tp[3:35], true
+	for _, part := range []string{tp[:2], id, tp[36:52], tp[53:55]} {
+		for i := 0; i < len(part); i++ {
+			if c := part[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return ""
+			}
+		}
+	}
+	for i := 0; i < len(id); i++ {
+		zero = zero && id[i] == '0'
+	}
+	if zero || strings.Trim(tp[36:52], "0") == "" {
+		return ""
+	}
+	return id
+}
+
+// accessLog writes one line per request and observes its duration in the
+// metrics, labelled by the chi route pattern it matched (known once the
+// handler ran), never the raw path. It never logs headers, bodies or
 // query strings: they carry credentials and user data.
 func (s *Server) accessLog(next http.Handler) http.Handler {
+	m := s.deps.Metrics
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		m.Begin()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
+		took := time.Since(start)
 		ri := info(r.Context())
 		status := ww.Status()
 		if status == 0 {
 			status = http.StatusOK
 		}
+		if m != nil {
+			m.ObserveRequest(r.Method, chi.RouteContext(r.Context()).RoutePattern(), status, took, exemplar(ri))
+		}
 		attrs := []slog.Attr{
-			slog.String("request_id", ri.id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 			slog.Int("bytes", ww.BytesWritten()),
 			slog.String("client_ip", ri.clientIP),
 			slog.String("user_id", ri.userID),
@@ -128,6 +164,22 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 	})
 }
 
+// exemplar labels a request's observation with its request id and trace
+// id, as far as they fit the exemplar's 128 runes (ours are ASCII).
+func exemplar(ri *reqInfo) prometheus.Labels {
+	const room = prometheus.ExemplarMaxRunes
+	l := prometheus.Labels{}
+	used := 0
+	if ri.traceID != "" {
+		l["trace_id"] = ri.traceID
+		used = len("trace_id") + len(ri.traceID)
+	}
+	if used+len("request_id")+len(ri.id) <= room {
+		l["request_id"] = ri.id
+	}
+	return l
+}
+
 // recoverer turns a panic into the generic 500; the stack goes to the log.
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -139,8 +191,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 			if rec == http.ErrAbortHandler {
 				panic(rec)
 			}
-			s.log.ErrorContext(r.Context(), "panic", "request_id", info(r.Context()).id,
-				"err", fmt.Sprint(rec), "stack", string(debug.Stack()))
+			s.log.ErrorContext(r.Context(), "panic", "err", fmt.Sprint(rec), "stack", string(debug.Stack()))
 			s.error(w, r, fmt.Errorf("httpapi: panic: %v", rec))
 		}()
 		next.ServeHTTP(w, r)

@@ -49,6 +49,7 @@ func (s *Server) routes() {
 		s.handle(r, "POST /api/me/password", bearer, generalRate, s.handlePasswordChange)
 		s.handle(r, "GET /api/sessions", bearer, generalRate, s.handleSessionList)
 		s.handle(r, "DELETE /api/sessions/{id}", bearer, generalRate, s.handleSessionDelete)
+		s.handle(r, "GET /api/me/events", bearer, generalRate, s.handleMyEvents)
 
 		s.handle(r, "GET /api/keys", bearer, generalRate, s.handleKeyList)
 		s.handle(r, "POST /api/keys", bearer, keyCreateRate, s.handleKeyCreate)
@@ -63,6 +64,7 @@ func (s *Server) routes() {
 
 		s.handle(r, "GET /api/admin/users", admin, generalRate, s.handleUserList)
 		s.handle(r, "PATCH /api/admin/users/{id}", admin, generalRate, s.handleUserUpdate)
+		s.handle(r, "GET /api/admin/audit", admin, generalRate, s.handleAuditList)
 	})
 }
 

@@ -11,13 +11,15 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/acme/taskmanager/internal/audit"
 	"github.com/acme/taskmanager/internal/auth"
+	"github.com/acme/taskmanager/internal/metrics"
 	"github.com/acme/taskmanager/internal/ratelimit"
 	"github.com/acme/taskmanager/internal/task"
 )
 
 // Deps are the collaborators a Server needs, built by serve (and by the
-// tests the same way). Every field is required.
+// tests the same way). Every field is required but Metrics and Audit.
 type Deps struct {
 	Tokens      *auth.Tokens // issues and verifies JWTs (built from TokenConfig)
 	Hasher      *auth.Hasher // hashes and checks passwords
@@ -33,6 +35,13 @@ type Deps struct {
 	RateStore ratelimit.Stores
 	// Now is the clock sessions are timed by.
 	Now func() time.Time
+
+	// Metrics, when set, is fed by the request path; nil records nothing.
+	Metrics *metrics.Metrics
+	// Audit, when set, stores every security event and answers the audit
+	// lists; nil keeps the events in the log alone (and the lists answer
+	// 503).
+	Audit *audit.Trail
 }
 
 // Server is the HTTP handler of the API.
@@ -63,11 +72,11 @@ type Server struct {
 func NewServer(cfg Config, log *slog.Logger, deps Deps) *Server {
 	s := &Server{
 		cfg:      cfg,
-		log:      log,
+		log:      slog.New(requestLog{log.Handler()}),
 		deps:     deps,
 		hasher:   deps.Hasher,
 		tokens:   deps.Tokens,
-		throttle: newThrottle(cfg.Rates, deps.RateStore),
+		throttle: newThrottle(cfg.Rates, deps.RateStore, deps.Metrics),
 		router:   chi.NewRouter(),
 		policies: map[string]policy{},
 		rates:    map[string]rate{},
@@ -77,6 +86,7 @@ func NewServer(cfg Config, log *slog.Logger, deps Deps) *Server {
 		knownKeys:   newRecent[[]byte](10000, time.Minute),
 		ready:       readiness{keep: 500 * time.Millisecond},
 	}
+	deps.Metrics.KnownSecurityEvents(securityEvents...)
 	s.routes()
 	return s
 }

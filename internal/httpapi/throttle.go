@@ -10,7 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/acme/taskmanager/internal/config"
+	"github.com/acme/taskmanager/internal/metrics"
 	"github.com/acme/taskmanager/internal/ratelimit"
 	"github.com/acme/taskmanager/internal/task"
 )
@@ -26,6 +29,9 @@ type throttle struct {
 	loginUsername             *ratelimit.Limiter // failed password checks per username, from any IP
 	register, tokens, keyMint *ratelimit.Limiter
 	events                    *recent[time.Time] // client and budget -> the window of its last logged refusal
+	// decisions are the counters of each limiter's decisions, [allowed,
+	// throttled], resolved when the limiter is built.
+	decisions map[*ratelimit.Limiter][2]prometheus.Counter
 }
 
 // rate names the budget a route spends, on its line of the route table.
@@ -68,9 +74,12 @@ func (t *throttle) scope(rt rate) (own budget, perUser bool) {
 // one; a request must fit both.
 type budget []*ratelimit.Limiter
 
-func newThrottle(rates Rates, store ratelimit.Stores) *throttle {
+func newThrottle(rates Rates, store ratelimit.Stores, m *metrics.Metrics) *throttle {
+	decisions := map[*ratelimit.Limiter][2]prometheus.Counter{}
 	limiter := func(name string, r config.Rate) *ratelimit.Limiter {
-		return ratelimit.New(name, r.Limit, r.Window, store(r.Window))
+		l := ratelimit.New(name, r.Limit, r.Window, store(r.Window))
+		decisions[l] = [2]prometheus.Counter{m.Decision(name, true), m.Decision(name, false)}
+		return l
 	}
 	withSustained := func(name string, burst config.Rate, sustained *config.Rate) budget {
 		b := budget{limiter(name, burst)}
@@ -89,6 +98,17 @@ func newThrottle(rates Rates, store ratelimit.Stores) *throttle {
 		tokens:        limiter("token", rates.Token),
 		keyMint:       limiter("key_create", rates.KeyCreate),
 		events:        newRecent[time.Time](10000, 24*time.Hour), // a day outlasts any budget's window
+		decisions:     decisions,
+	}
+}
+
+// count feeds the decisions of one request to the throttling metrics.
+func (t *throttle) count(lim *ratelimit.Limiter, d ratelimit.Decision) {
+	c := t.decisions[lim]
+	if d.Allowed {
+		c[0].Inc()
+	} else {
+		c[1].Inc()
 	}
 }
 
@@ -110,6 +130,9 @@ func (s *Server) limit(rt rate) func(http.Handler) http.Handler {
 				if err != nil {
 					s.error(w, r, err)
 					return
+				}
+				for i, d := range got.taken {
+					t.count(b[i], d)
 				}
 				sp = &got
 			}

@@ -197,7 +197,7 @@ func TestConnect(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 
-	local, closeFn, err := Connect(ctx, "", "", log)
+	local, _, closeFn, err := Connect(ctx, "", "", log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,17 +206,17 @@ func TestConnect(t *testing.T) {
 		t.Fatalf("no URL: store %T, log %q; want memory, and the log saying so", local(time.Minute), logs.String())
 	}
 
-	if _, _, err := Connect(ctx, "redis://:secret@host:port:port", "", log); err == nil || strings.Contains(err.Error(), "secret") {
+	if _, _, _, err := Connect(ctx, "redis://:secret@host:port:port", "", log); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("a bad URL: err = %v, want an error that does not quote it", err)
 	}
 
 	url, prefix := redistest.URL(t), "connect-"+time.Now().Format(time.RFC3339Nano)+":"
-	first, close1, err := Connect(ctx, url, prefix, log)
+	first, _, close1, err := Connect(ctx, url, prefix, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer close1()
-	second, close2, err := Connect(ctx, url, prefix, log)
+	second, _, close2, err := Connect(ctx, url, prefix, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -96,6 +97,9 @@ func (s *Redis) Peek(ctx context.Context, key string, win time.Time, window time
 type Fallback struct {
 	Primary, Secondary Store
 	Log                *slog.Logger
+	// Up, when set, is told after each call to Primary whether it
+	// answered; the fallbacks of one Redis share it.
+	Up *atomic.Bool
 
 	mu        sync.Mutex
 	downUntil time.Time
@@ -112,6 +116,9 @@ func (f *Fallback) pick() Store {
 }
 
 func (f *Fallback) result(err error) bool {
+	if f.Up != nil {
+		f.Up.Store(err == nil)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err == nil {

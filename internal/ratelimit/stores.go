@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,30 +25,33 @@ const redisTimeout = 250 * time.Millisecond
 // Connect returns the stores a process's limiters count in: shared through
 // the Redis at url (under prefix), each falling back to this process's
 // memory while Redis is down; with url empty, this process's memory alone.
-// It says on log which it is. close releases the Redis client.
-func Connect(ctx context.Context, url, prefix string, log *slog.Logger) (stores Stores, closeFn func(), err error) {
+// It says on log which it is. shared reports whether the last Redis call
+// answered (nil without Redis); closeFn releases the Redis client.
+func Connect(ctx context.Context, url, prefix string, log *slog.Logger) (stores Stores, shared func() bool, closeFn func(), err error) {
 	if url == "" {
 		log.Info("rate limits are counted by this instance alone; set REDIS_URL to share them between instances")
-		return LocalStores, func() {}, nil
+		return LocalStores, nil, func() {}, nil
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		// go-redis's error may quote the URL, password included.
-		return nil, nil, errors.New("ratelimit: the Redis URL cannot be parsed")
+		return nil, nil, nil, errors.New("ratelimit: the Redis URL cannot be parsed")
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = redisTimeout, redisTimeout, redisTimeout
 	setRedisLogger.Do(func() { redis.SetLogger(redisLogger{log}) })
 	client := redis.NewClient(opts)
+	up := new(atomic.Bool)
 	if err := client.Ping(ctx).Err(); err != nil {
 		log.Warn("Redis does not answer: counting rate limits locally until it does", "err", err.Error())
 	} else {
+		up.Store(true)
 		log.Info("rate limits are shared through Redis", "addr", opts.Addr)
 	}
-	shared := NewRedis(client, prefix)
+	store := NewRedis(client, prefix)
 	stores = func(window time.Duration) Store {
-		return &Fallback{Primary: shared, Secondary: NewLocal(window), Log: log}
+		return &Fallback{Primary: store, Secondary: NewLocal(window), Log: log, Up: up}
 	}
-	return stores, func() { _ = client.Close() }, nil
+	return stores, up.Load, func() { _ = client.Close() }, nil
 }
 
 // setRedisLogger sets go-redis's logger, a process-wide variable, once: a
