@@ -80,12 +80,14 @@ start_postgres() {
 # shared-counter tests; installed with apt-get when missing (as root).
 REDIS_PID=""
 # ensure_packages installs, in one apt-get run, the Debian packages the tests need
-# and a fresh machine lacks: redis-server (shared rate limits) and chromium (the
-# browser test of /docs). Off root it says what to install instead.
+# and a fresh machine lacks: redis-server (shared rate limits), chromium (the
+# browser test of /docs) and prometheus for its promtool (the alert rule tests and
+# the lint of a real scrape). Off root it says what to install instead.
 ensure_packages() {
 	local -a missing=()
 	command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 	[ -n "${CHROMIUM:-}" ] || [ -x /usr/bin/chromium ] || missing+=(chromium)
+	[ -n "${PROMTOOL:-}" ] || command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 	[ ${#missing[@]} -gt 0 ] || return 0
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "missing ${missing[*]}: sudo apt-get install ${missing[*]}" >&2

@@ -173,3 +173,6 @@ func (t *Trail) Find(ctx context.Context, f task.AuditFilter) (*task.Page[*task.
 	cancel()
 	return t.store.FindAuditEvents(ctx, f)
 }
+
+// Store is the store the trail writes to and reads from.
+func (t *Trail) Store() task.AuditStore { return t.store }

@@ -939,3 +939,32 @@ func TestPlainPublicURLCannotBeTheRedirectTarget(t *testing.T) {
 		t.Fatalf("login budgets = %v, %v, %v (%v); want 100/min, 10/min, 100/h", c.RateLogin, c.RateLoginFailures, c.RateLoginUsername, err)
 	}
 }
+
+// TestLoadMetricsAndAudit: metrics listen on loopback unless told, and set
+// but empty (as Getenv reads the environment) or "off" they are off; the
+// audit trail keeps 90 days unless told.
+func TestLoadMetricsAndAudit(t *testing.T) {
+	c := mustLoad(t, devEnv(), "serve")
+	if c.MetricsAddr != "127.0.0.1:9464" || c.AuditRetention != 90*24*time.Hour {
+		t.Fatalf("defaults: METRICS_ADDR %q, AUDIT_RETENTION %v", c.MetricsAddr, c.AuditRetention)
+	}
+	if c := mustLoad(t, devEnv().with("METRICS_ADDR", "off"), "serve"); c.MetricsAddr != "" {
+		t.Fatalf("METRICS_ADDR=off: %q, want metrics off", c.MetricsAddr)
+	}
+	base := devEnv()
+	lookup := func(name string) (string, bool) {
+		if name == "METRICS_ADDR" {
+			return "", true
+		}
+		v, ok := base[name]
+		return v, ok
+	}
+	if c, err := Load(Getenv(lookup), "serve"); err != nil || c.MetricsAddr != "" {
+		t.Fatalf("METRICS_ADDR set but empty: %v, %v; want metrics off", c, err)
+	}
+	if c := mustLoad(t, devEnv().with("METRICS_ADDR", "10.0.0.5:9464", "AUDIT_RETENTION", "720h"), "serve"); c.MetricsAddr != "10.0.0.5:9464" || c.AuditRetention != 30*24*time.Hour {
+		t.Fatalf("overrides: %q, %v", c.MetricsAddr, c.AuditRetention)
+	}
+	loadOrRefuse(t, devEnv().with("METRICS_ADDR", "9464"), "METRICS_ADDR")
+	loadOrRefuse(t, devEnv().with("AUDIT_RETENTION", "100000h"), "AUDIT_RETENTION")
+}
