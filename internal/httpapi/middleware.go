@@ -19,7 +19,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/cors"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/task"
@@ -142,7 +141,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		if m != nil {
-			m.ObserveRequest(r.Method, chi.RouteContext(r.Context()).RoutePattern(), status, took, exemplar(ri))
+			m.ObserveRequest(r.Method, chi.RouteContext(r.Context()).RoutePattern(), status, took, ri.id, ri.traceID)
 		}
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),
@@ -162,22 +161,6 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		}
 		s.log.LogAttrs(r.Context(), levelFor(status), "request", attrs...)
 	})
-}
-
-// exemplar labels a request's observation with its request id and trace
-// id, as far as they fit the exemplar's 128 runes (ours are ASCII).
-func exemplar(ri *reqInfo) prometheus.Labels {
-	const room = prometheus.ExemplarMaxRunes
-	l := prometheus.Labels{}
-	used := 0
-	if ri.traceID != "" {
-		l["trace_id"] = ri.traceID
-		used = len("trace_id") + len(ri.traceID)
-	}
-	if used+len("request_id")+len(ri.id) <= room {
-		l["request_id"] = ri.id
-	}
-	return l
 }
 
 // recoverer turns a panic into the generic 500; the stack goes to the log.

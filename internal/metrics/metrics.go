@@ -8,8 +8,10 @@ import (
 	"context"
 	"net/http"
 	"runtime"
+	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -32,8 +34,24 @@ type Metrics struct {
 	auditFailed    prometheus.Counter
 
 	mu        sync.RWMutex
-	observers map[seriesKey]prometheus.Observer // the duration histogram's children, by label values
+	observers map[seriesKey]*series // the duration histogram's children, by label values
 }
+
+// series is one child of the duration histogram, and when each of its
+// buckets last took an exemplar.
+type series struct {
+	obs       prometheus.Observer
+	exemplars [len(durationBuckets) + 1]atomic.Int64 // unix nanoseconds; the last is +Inf
+}
+
+// durationBuckets are the upper bounds of the duration histogram, in seconds.
+var durationBuckets = [...]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// exemplarEvery is how often a bucket of a series takes a new exemplar.
+// Only the latest one of a bucket is exposed, and a scrape comes every 15
+// seconds or so: replacing it on every request would cost allocations on
+// the request path for nothing.
+const exemplarEvery = time.Second
 
 type seriesKey struct {
 	method, route string
@@ -66,7 +84,7 @@ func New(version string) *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "http_server_request_duration_seconds",
 			Help:    "Time from the start of a request to the end of its answer, by method, chi route pattern and status code.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: durationBuckets[:],
 		}, []string{"method", "route", "status"}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "http_server_active_requests",
@@ -92,7 +110,7 @@ func New(version string) *Metrics {
 			Name: "audit_write_failures_total",
 			Help: "Batches of audit events the database refused.",
 		}),
-		observers: map[seriesKey]prometheus.Observer{},
+		observers: map[seriesKey]*series{},
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "taskmanager_build_info",
@@ -120,32 +138,52 @@ func (m *Metrics) Begin() {
 	}
 }
 
-// ObserveRequest records one answered request. route is the chi route
-// pattern ("" when none matched), never the raw path. exemplar, when not
-// nil, labels the observation (request and trace ids).
-func (m *Metrics) ObserveRequest(method, route string, status int, d time.Duration, exemplar prometheus.Labels) {
+// ObserveRequest records one answered request, and ends Begin's count.
+// route is the chi route pattern ("" when none matched), never the raw
+// path. requestID and traceID (either may be empty) label the exemplar of
+// the observation's bucket, at most once a second per bucket.
+func (m *Metrics) ObserveRequest(method, route string, status int, d time.Duration, requestID, traceID string) {
 	if m == nil {
 		return
 	}
 	m.active.Dec()
-	o := m.observer(method, route, status)
-	if exemplar != nil {
-		o.(prometheus.ExemplarObserver).ObserveWithExemplar(d.Seconds(), exemplar)
+	s := m.series(method, route, status)
+	v := d.Seconds()
+	b := sort.SearchFloat64s(durationBuckets[:], v)
+	now := time.Now().UnixNano()
+	last := s.exemplars[b].Load()
+	if now-last < int64(exemplarEvery) || !s.exemplars[b].CompareAndSwap(last, now) {
+		s.obs.Observe(v)
 		return
 	}
-	o.Observe(d.Seconds())
+	s.obs.(prometheus.ExemplarObserver).ObserveWithExemplar(v, exemplar(requestID, traceID))
 }
 
-// observer is the child of the duration histogram for one series, made
+// exemplar labels an observation with its request and trace ids, as far
+// as they fit the exemplar's 128 runes (both are ASCII).
+func exemplar(requestID, traceID string) prometheus.Labels {
+	l := make(prometheus.Labels, 2)
+	used := 0
+	if traceID != "" {
+		l["trace_id"] = traceID
+		used = len("trace_id") + len(traceID)
+	}
+	if requestID != "" && used+len("request_id")+len(requestID) <= prometheus.ExemplarMaxRunes {
+		l["request_id"] = requestID
+	}
+	return l
+}
+
+// series is the child of the duration histogram for one label set, made
 // once: after that a request costs a map lookup under a read lock, with no
 // label slice or map built.
-func (m *Metrics) observer(method, route string, status int) prometheus.Observer {
+func (m *Metrics) series(method, route string, status int) *series {
 	raw := seriesKey{method, route, status}
 	m.mu.RLock()
-	o, ok := m.observers[raw]
+	s, ok := m.observers[raw]
 	m.mu.RUnlock()
 	if ok {
-		return o
+		return s
 	}
 	k := raw
 	known, isKnown := knownMethods[method]
@@ -161,18 +199,18 @@ func (m *Metrics) observer(method, route string, status int) prometheus.Observer
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	o, ok = m.observers[k]
+	s, ok = m.observers[k]
 	if !ok {
-		o = m.duration.WithLabelValues(k.method, k.route, strconv.Itoa(k.status))
-		m.observers[k] = o
+		s = &series{obs: m.duration.WithLabelValues(k.method, k.route, strconv.Itoa(k.status))}
+		m.observers[k] = s
 	}
 	if isKnown {
 		// Routes and statuses are few; methods are not (a client may send
 		// any token), so only a known one is remembered as sent.
 		raw.method = known
-		m.observers[raw] = o
+		m.observers[raw] = s
 	}
-	return o
+	return s
 }
 
 // SecurityEvent counts one security event.
