@@ -417,6 +417,39 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/me/events/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the caller's own security history
+         * @description The security events about the caller, newest first: logins (with
+         *     time and client IP) and failed attempts at the caller's password,
+         *     password changes, API keys created and revoked, sessions ended,
+         *     refresh-token reuse, refusals. Cursor pagination exactly like
+         *     `GET /api/tasks/`; `event`, `since` and `until` filter as in the
+         *     audit log. Events are kept `AUDIT_RETENTION` (90 days by default).
+         */
+        get: operations["listMyEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/": {
         parameters: {
             query?: never;
@@ -560,6 +593,40 @@ export interface paths {
          *     pagination like the task list. Admins only; everyone else gets `403`.
          */
         get: operations["listUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/audit/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the audit log
+         * @description Every stored security event, newest first, with cursor pagination
+         *     like the task list: logins and failed logins, token reuse, sessions
+         *     ended, keys created and revoked, password changes, throttling,
+         *     refused permissions, registrations and admin changes. Events are
+         *     written off the request path within a fraction of a second and kept
+         *     `AUDIT_RETENTION` (90 days by default). Admins only; everyone else
+         *     gets `403`.
+         */
+        get: operations["listAuditEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -964,6 +1031,43 @@ export interface components {
         };
         SessionPage: {
             results: components["schemas"]["Session"][];
+            next: components["schemas"]["PageLink"];
+            previous: components["schemas"]["PageLink"];
+        };
+        /**
+         * @description The kind of a security event, as in the `event` field of the security log lines.
+         * @enum {string}
+         */
+        SecurityEventName: "user_registered" | "login_succeeded" | "login_failed" | "current_password_failed" | "token_reuse_detected" | "session_revoked" | "password_changed" | "key_created" | "key_revoked" | "throttled" | "permission_denied" | "user_updated";
+        /**
+         * @description One security event. `user_id` and `username` name the user the event
+         *     is about (the account a failed login tried, the owner of a reused
+         *     refresh token, the account an admin changed), `null` when there is
+         *     none (an unknown username, an anonymous client). `detail` holds the
+         *     event's few ids and flags (a session or key id, a policy, the
+         *     acting admin's `actor_user_id`), never a credential.
+         */
+        AuditEvent: {
+            /** Format: uuid */
+            id: string;
+            /** Format: date-time */
+            time: string;
+            event: components["schemas"]["SecurityEventName"];
+            /** Format: uuid */
+            user_id: string | null;
+            username: string | null;
+            /** @description The client IP of the request (see throttling for how it is determined). */
+            client_ip: string;
+            /** @description The `X-Request-ID` of the request, as in its log lines. */
+            request_id: string;
+            /** @description The trace id of the request's W3C `traceparent`, when it carried a valid one. */
+            trace_id?: string;
+            detail: {
+                [key: string]: unknown;
+            };
+        };
+        AuditEventPage: {
+            results: components["schemas"]["AuditEvent"][];
             next: components["schemas"]["PageLink"];
             previous: components["schemas"]["PageLink"];
         };
@@ -1469,6 +1573,23 @@ export interface components {
          *     one. A cursor the server did not issue is a `400`.
          */
         Cursor: string;
+        /**
+         * @description Only the events about this user, given by id or by username (matched case-insensitively).
+         * @example alice
+         */
+        AuditUser: string;
+        /** @description Only events of this kind; another value is a `400` field error on `event`. */
+        AuditEventKind: components["schemas"]["SecurityEventName"];
+        /**
+         * @description Only events at or after this time (RFC 3339); anything else is a `400` field error.
+         * @example 2025-11-21T00:00:00Z
+         */
+        AuditSince: string;
+        /**
+         * @description Only events before this time (RFC 3339); anything else is a `400` field error.
+         * @example 2025-11-22T00:00:00Z
+         */
+        AuditUntil: string;
     };
     requestBodies: never;
     headers: {
@@ -2249,6 +2370,70 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    listMyEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size. Outside 1 to 100 is a `400` field error on `limit`.
+                 * @example 20
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description Opaque position taken from a `next` or `previous` link; never build
+                 *     one. A cursor the server did not issue is a `400`.
+                 */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only events of this kind; another value is a `400` field error on `event`. */
+                event?: components["parameters"]["AuditEventKind"];
+                /**
+                 * @description Only events at or after this time (RFC 3339); anything else is a `400` field error.
+                 * @example 2025-11-21T00:00:00Z
+                 */
+                since?: components["parameters"]["AuditSince"];
+                /**
+                 * @description Only events before this time (RFC 3339); anything else is a `400` field error.
+                 * @example 2025-11-22T00:00:00Z
+                 */
+                until?: components["parameters"]["AuditUntil"];
+            };
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of the caller's security events. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEventPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     deleteSession: {
         parameters: {
             query?: never;
@@ -2472,6 +2657,75 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size. Outside 1 to 100 is a `400` field error on `limit`.
+                 * @example 20
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description Opaque position taken from a `next` or `previous` link; never build
+                 *     one. A cursor the server did not issue is a `400`.
+                 */
+                cursor?: components["parameters"]["Cursor"];
+                /**
+                 * @description Only the events about this user, given by id or by username (matched case-insensitively).
+                 * @example alice
+                 */
+                user?: components["parameters"]["AuditUser"];
+                /** @description Only events of this kind; another value is a `400` field error on `event`. */
+                event?: components["parameters"]["AuditEventKind"];
+                /**
+                 * @description Only events at or after this time (RFC 3339); anything else is a `400` field error.
+                 * @example 2025-11-21T00:00:00Z
+                 */
+                since?: components["parameters"]["AuditSince"];
+                /**
+                 * @description Only events before this time (RFC 3339); anything else is a `400` field error.
+                 * @example 2025-11-22T00:00:00Z
+                 */
+                until?: components["parameters"]["AuditUntil"];
+            };
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of security events. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEventPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
