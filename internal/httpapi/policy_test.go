@@ -54,6 +54,8 @@ func TestPoliciesMatchTheContract(t *testing.T) {
 		"DELETE /api/tasks/{id}":      "scope tasks:write",
 		"GET /api/admin/users":        "admin",
 		"PATCH /api/admin/users/{id}": "admin",
+		"GET /api/admin/audit":        "admin",
+		"GET /api/me/events":          "bearer",
 	}
 	for route, name := range want {
 		if got := e.srv.policies[route].name; got != name {
