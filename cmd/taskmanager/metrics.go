@@ -20,7 +20,7 @@ import (
 // no Redis gauge is exported, since counting locally is no fallback.
 func observability(db *postgres.DB, redisUp func() bool, log *slog.Logger) (*metrics.Metrics, *audit.Trail) {
 	m := metrics.New(version)
-	m.Database(db.Ping, db.PoolStat)
+	m.Database(db.Ping, func() metrics.PoolStat { return db.PoolStat() })
 	m.Health("taskmanager_revocation_listener_up",
 		"1 while the revocation listener is connected (revocations answered from memory), 0 while every token is checked in the database.",
 		db.Revocations().Live)

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -288,7 +287,7 @@ func (m *Metrics) Gauge(name, help string, value func() float64) {
 
 // Database registers the database's readiness, asked with ping (bounded to
 // a second) on each scrape, and the statistics of its connection pool.
-func (m *Metrics) Database(ping func(context.Context) error, stat func() *pgxpool.Stat) {
+func (m *Metrics) Database(ping func(context.Context) error, stat func() PoolStat) {
 	if m == nil {
 		return
 	}

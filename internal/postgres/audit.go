@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/acme/taskmanager/internal/task"
 )
@@ -21,9 +20,6 @@ type AuditStore struct{ db *DB }
 
 // Audit returns the audit trail's store.
 func (db *DB) Audit() *AuditStore { return &AuditStore{db: db} }
-
-// PoolStat is the connection pool's statistics, for the metrics.
-func (db *DB) PoolStat() *pgxpool.Stat { return db.pool.Stat() }
 
 // InsertAuditEvents stores a batch in one statement, copying each user's
 // username as it is now.

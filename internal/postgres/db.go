@@ -166,6 +166,9 @@ func (db *DB) Purge(ctx context.Context) (int64, error) {
 // Close closes every connection.
 func (db *DB) Close() { db.pool.Close() }
 
+// PoolStat is the connection pool's statistics, for the metrics.
+func (db *DB) PoolStat() *pgxpool.Stat { return db.pool.Stat() }
+
 // Ping reports whether the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	return translate(db.pool.Ping(ctx), "ping")
