@@ -158,18 +158,23 @@ func TestLongKeysStayShortInRedis(t *testing.T) {
 }
 
 // TestRedisOutageFallsBackToLocal: with Redis gone the limiter keeps
-// deciding, per instance, and says so once in the log.
+// deciding, per instance, says so once in the log, and its Up flag (the
+// taskmanager_redis_up gauge) reads false.
 func TestRedisOutageFallsBackToLocal(t *testing.T) {
 	srv := redistest.Start(t)
 	var logs bytes.Buffer
+	up := new(atomic.Bool)
 	f := &Fallback{Primary: redisStore(t, srv.URL, "outage:"), Secondary: NewLocal(time.Minute),
-		Log: slog.New(slog.NewTextHandler(&logs, nil))}
+		Log: slog.New(slog.NewTextHandler(&logs, nil)), Up: up}
 	l := at(New("user", 5, time.Minute, f), time.Second)
 	ctx := context.Background()
 	for range 2 {
 		if d, err := l.Take(ctx, "u"); err != nil || !d.Allowed {
 			t.Fatalf("with Redis up: %+v %v", d, err)
 		}
+	}
+	if !up.Load() {
+		t.Fatal("Up reads false while Redis answers")
 	}
 	srv.Stop()
 	allowed := 0
@@ -184,6 +189,9 @@ func TestRedisOutageFallsBackToLocal(t *testing.T) {
 	}
 	if allowed != 5 {
 		t.Fatalf("local fallback allowed %d, want the full limit of 5 counted locally", allowed)
+	}
+	if up.Load() {
+		t.Fatal("Up reads true while Redis is gone")
 	}
 	if n := strings.Count(logs.String(), "counting locally"); n != 1 {
 		t.Fatalf("the outage must be logged once, got %d lines:\n%s", n, logs.String())
