@@ -325,6 +325,9 @@ func (c *Config) warnings(getenv func(string) string) []string {
 	if u, err := url.Parse(c.RedisURL); c.RedisURL != "" && err == nil && u.Scheme == "redis" && !loopback(u.Hostname()) {
 		out = append(out, "REDIS_URL is plain redis:// to a non-loopback host: rate-limit traffic and the Redis password cross the network unencrypted; use rediss://")
 	}
+	if host, _, err := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) {
+		out = append(out, "METRICS_ADDR listens on every interface: make sure only Prometheus can reach that port (listen on a private address instead)")
+	}
 	if c.DatabaseURL != "" && postgresInClear(c.DatabaseURL, getenv) {
 		out = append(out, "DATABASE_URL has sslmode=disable to a non-loopback host: queries, password hashes and the database password cross the network unencrypted; use sslmode=verify-full")
 	}

@@ -876,6 +876,9 @@ func TestLoadWarnings(t *testing.T) {
 		{"sslmode=require to a remote host", prodEnv().with("DATABASE_URL", "postgres://app:"+secret+"@db.internal/tasks?sslmode=require"), nil},
 		{"sslmode from PGSSLMODE", prodEnv().with("PGSSLMODE", "disable"), []string{"DATABASE_URL"}},
 		{"both", prodEnv().with("REDIS_URL", "redis://cache.internal", "DATABASE_URL", "postgres://app:"+secret+"@10.0.0.5/tasks?sslmode=disable"), []string{"REDIS_URL", "DATABASE_URL"}},
+		{"metrics on every interface", prodEnv().with("METRICS_ADDR", ":9464"), []string{"METRICS_ADDR"}},
+		{"metrics on 0.0.0.0", prodEnv().with("METRICS_ADDR", "0.0.0.0:9464"), []string{"METRICS_ADDR"}},
+		{"metrics on a private address", prodEnv().with("METRICS_ADDR", "10.0.0.5:9464"), nil},
 		{"development", devEnv().with("REDIS_URL", "redis://cache.internal", "DATABASE_URL", "postgres://app:"+secret+"@10.0.0.5/tasks?sslmode=disable"), nil},
 	}
 	for _, tt := range tests {
