@@ -80,18 +80,23 @@ func (s *Server) limitHeaders(next http.Handler) http.Handler {
 // hex, dashed tokens) and nothing that could smuggle markup into logs.
 var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
+// headerRequestID is X-Request-ID in Go's canonical form, as net/http sends
+// it: Get and Set canonicalise any other spelling into a new string.
+// "Traceparent" is canonical as written.
+const headerRequestID = "X-Request-Id"
+
 // requestID echoes a sane X-Request-ID or makes one, reads the trace id of
 // a W3C traceparent, and resolves the client address once for everything
 // after it.
 func (s *Server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-ID")
+		id := r.Header.Get(headerRequestID)
 		if !saneRequestID.MatchString(id) {
 			var b [8]byte
 			_, _ = rand.Read(b[:])
 			id = hex.EncodeToString(b[:])
 		}
-		w.Header().Set("X-Request-ID", id)
+		w.Header().Set(headerRequestID, id)
 		ip, secure := s.clientAddr(r)
 		ri := &reqInfo{id: id, traceID: traceID(r.Header.Get("Traceparent")), clientIP: ip, secure: secure}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri)))

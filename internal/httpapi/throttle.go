@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -168,11 +167,11 @@ func (b budget) is(o budget) bool { return len(b) > 0 && len(o) > 0 && b[0] == o
 // spent is one request counted against a budget: the limit it is over (nil
 // when it fits), the tightest decision, and what the rate-limit headers say.
 type spent struct {
-	key              string
-	over             *ratelimit.Limiter
-	tight            ratelimit.Decision
-	taken            []ratelimit.Decision // per limit, in order, as far as counting went
-	policies, states []string
+	key    string
+	over   *ratelimit.Limiter
+	tight  ratelimit.Decision
+	limits []*ratelimit.Limiter // as far as counting went, in order
+	taken  []ratelimit.Decision // what each of limits decided
 }
 
 // take counts one request for key against each limit of the budget, in
@@ -186,9 +185,7 @@ func (b budget) take(ctx context.Context, key string) (spent, error) {
 		if err != nil {
 			return sp, err
 		}
-		sp.taken = append(sp.taken, d)
-		sp.policies = append(sp.policies, policyField(lim))
-		sp.states = append(sp.states, stateField(lim, d))
+		sp.limits, sp.taken = b[:i+1], append(sp.taken, d)
 		if i == 0 || d.Remaining < sp.tight.Remaining {
 			sp.tight = d
 		}
@@ -210,8 +207,20 @@ func (b budget) refund(ctx context.Context, sp *spent) {
 // refused is a refusal by one limit, decided outside the middleware (the
 // failed-login budgets).
 func refused(lim *ratelimit.Limiter, key string, d ratelimit.Decision) *spent {
-	return &spent{key: key, over: lim, tight: d, policies: []string{policyField(lim)}, states: []string{stateField(lim, d)}}
+	return &spent{key: key, over: lim, tight: d, limits: []*ratelimit.Limiter{lim}, taken: []ratelimit.Decision{d}}
 }
+
+// The rate-limit headers (X-RateLimit-Limit, ..., RateLimit-Policy,
+// RateLimit) spelled in Go's canonical form, which is how net/http sends
+// them whatever the spelling: a key in another form is canonicalised into
+// a new string on every Set.
+const (
+	headerLimit     = "X-Ratelimit-Limit"
+	headerRemaining = "X-Ratelimit-Remaining"
+	headerReset     = "X-Ratelimit-Reset"
+	headerPolicy    = "Ratelimit-Policy"
+	headerState     = "Ratelimit"
+)
 
 // headers sends the X-RateLimit set for the tightest decision, the
 // draft-10 fields, and Retry-After when the request was refused. This is
@@ -220,11 +229,11 @@ func refused(lim *ratelimit.Limiter, key string, d ratelimit.Decision) *spent {
 func (sp *spent) headers(w http.ResponseWriter) {
 	d := sp.tight
 	h := w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(d.Reset).Unix(), 10))
-	h.Set("RateLimit-Policy", strings.Join(sp.policies, ", "))
-	h.Set("RateLimit", strings.Join(sp.states, ", "))
+	h.Set(headerLimit, strconv.Itoa(d.Limit))
+	h.Set(headerRemaining, strconv.Itoa(d.Remaining))
+	h.Set(headerReset, strconv.FormatInt(time.Now().Add(d.Reset).Unix(), 10))
+	h.Set(headerPolicy, sp.fields(policyField))
+	h.Set(headerState, sp.fields(stateField))
 	if !d.Allowed {
 		h.Set("Retry-After", strconv.Itoa(max(seconds(d.RetryAfter), 1)))
 	}
@@ -250,12 +259,30 @@ func (s *Server) throttled(r *http.Request, sp *spent) {
 }
 
 // policyField and stateField are one item of RateLimit-Policy and RateLimit.
-func policyField(l *ratelimit.Limiter) string {
-	return fmt.Sprintf(`"%s";q=%d;w=%d`, l.Name, l.Limit, int(l.Window.Seconds()))
+// fields is one draft-10 header: field(limit, decision) for each limit
+// counted, comma-separated. The fields are appended, not formatted, since
+// every request sends two of these headers.
+func (sp *spent) fields(field func([]byte, *ratelimit.Limiter, ratelimit.Decision) []byte) string {
+	b := make([]byte, 0, 48*len(sp.limits))
+	for i, l := range sp.limits {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = field(b, l, sp.taken[i])
+	}
+	return string(b)
 }
 
-func stateField(l *ratelimit.Limiter, d ratelimit.Decision) string {
-	return fmt.Sprintf(`"%s";r=%d;t=%d`, l.Name, d.Remaining, seconds(d.Reset))
+// policyField is `"name";q=limit;w=window seconds`.
+func policyField(b []byte, l *ratelimit.Limiter, _ ratelimit.Decision) []byte {
+	b = strconv.AppendInt(append(append(append(b, '"'), l.Name...), `";q=`...), int64(l.Limit), 10)
+	return strconv.AppendInt(append(b, ";w="...), int64(l.Window.Seconds()), 10)
+}
+
+// stateField is `"name";r=remaining;t=seconds to reset`.
+func stateField(b []byte, l *ratelimit.Limiter, d ratelimit.Decision) []byte {
+	b = strconv.AppendInt(append(append(append(b, '"'), l.Name...), `";r=`...), int64(d.Remaining), 10)
+	return strconv.AppendInt(append(b, ";t="...), int64(seconds(d.Reset)), 10)
 }
 
 // seconds rounds up: a client told to wait 0 s would retry at once.

@@ -287,3 +287,13 @@ func TestScopedBudgetsByCaller(t *testing.T) {
 		}
 	}
 }
+
+// The header names set on every response are in canonical form, or each
+// Set would canonicalise them again.
+func TestHotHeaderNamesAreCanonical(t *testing.T) {
+	for _, k := range []string{headerLimit, headerRemaining, headerReset, headerPolicy, headerState, headerRequestID} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("header %q is sent as %q; spell it that way", k, c)
+		}
+	}
+}

