@@ -4,6 +4,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,7 @@ type DB struct {
 	keyTouched   sync.Map // API key id -> when this instance last recorded its use
 	maxTasks     int
 	queryTimeout time.Duration
+	searchBudget time.Duration
 	searches     turns         // owner id -> the owner's search in progress
 	searchSlots  chan struct{} // one per search running, at most half the pool
 }
@@ -57,7 +59,11 @@ type Options struct {
 	QueryTimeout time.Duration
 	// MaxTasksPerUser is how many tasks one user may hold; zero is no limit.
 	MaxTasksPerUser int
-	Logger          *slog.Logger
+	// SearchBudget bounds each statement of a search page (zero: 50 ms).
+	// Tests of which rows a page holds raise it, so a busy machine cannot
+	// cut their pages short.
+	SearchBudget time.Duration
+	Logger       *slog.Logger
 }
 
 // OptionsFrom picks the stores' settings out of the process configuration,
@@ -100,7 +106,8 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		opt.TokenTTL = time.Hour
 	}
 	db := &DB{pool: pool, maxTasks: max(opt.MaxTasksPerUser, 0), queryTimeout: opt.QueryTimeout,
-		searchSlots: make(chan struct{}, max(cfg.MaxConns/2, 1))}
+		searchBudget: cmp.Or(opt.SearchBudget, searchStatementBudget),
+		searchSlots:  make(chan struct{}, max(cfg.MaxConns/2, 1))}
 	db.revocations = &Revocations{
 		pool:    pool,
 		connCfg: cfg.ConnConfig.Copy(),

@@ -215,7 +215,7 @@ func (s *TaskStore) search(ctx context.Context, q listQuery, from *position, pat
 	// Nothing is written: rolling back also ends a transaction a statement
 	// over its budget aborted.
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	budget := searchStatementBudget
+	budget := s.db.searchBudget
 	if s.db.queryTimeout > 0 {
 		budget = min(budget, s.db.queryTimeout)
 	}

@@ -510,7 +510,7 @@ func seedSearch(tb testing.TB, dsn string, owner uuid.UUID, n int) {
 // page filled while walking the list, walking then the trigram index, the
 // index alone), and checks each page against a plain filter of all tasks.
 func TestFindTasksSearchAtScale(t *testing.T) {
-	db, dsn := pgtest.Open(t)
+	db, dsn := pgtest.OpenWith(t, postgres.Options{SearchBudget: time.Minute})
 	owner, other := newUser(t, db), newUser(t, db)
 	seedSearch(t, dsn, owner.ID, 3000)
 	seedSearch(t, dsn, other.ID, 600)
