@@ -169,7 +169,7 @@ func baseURL(addr net.Addr, secure bool, public *url.URL) string {
 	return u.String()
 }
 
-// purge deletes dead sessions and refresh tokens now and then. Every
+// purge deletes dead sessions, refresh tokens and idempotency keys now and then. Every
 // instance runs it; the deletes are idempotent.
 func purge(ctx context.Context, db *postgres.DB, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
@@ -178,7 +178,7 @@ func purge(ctx context.Context, db *postgres.DB, log *slog.Logger) {
 		if n, err := db.Purge(ctx); err != nil {
 			log.Warn("purge failed", "err", err)
 		} else if n > 0 {
-			log.Info("purged expired sessions and refresh tokens", "rows", n)
+			log.Info("purged expired sessions, refresh tokens and idempotency keys", "rows", n)
 		}
 		select {
 		case <-ctx.Done():
