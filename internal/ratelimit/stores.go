@@ -18,7 +18,9 @@ type Stores func(window time.Duration) Store
 func LocalStores(window time.Duration) Store { return NewLocal(window) }
 
 // redisTimeout bounds every Redis call: a slow Redis must cost a request
-// milliseconds, not seconds, before the fallback counts locally.
+// milliseconds, not seconds, before the fallback counts locally; and only
+// the request that finds it down waits that long, as every limiter then
+// counts locally until a background probe finds Redis back.
 const redisTimeout = 250 * time.Millisecond
 
 // Connect returns the stores a process's limiters count in: shared through
@@ -35,19 +37,30 @@ func Connect(ctx context.Context, url, prefix string, log *slog.Logger) (stores 
 		// go-redis's error may quote the URL, password included.
 		return nil, nil, errors.New("ratelimit: the Redis URL cannot be parsed")
 	}
+	// A request waits for Redis at most redisTimeout, then counts locally:
+	// no retries (go-redis retries three times by default, with backoff,
+	// which made a stopped Redis cost a request about 1.8 s), and no waiting
+	// for a pooled connection longer than for an answer.
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = redisTimeout, redisTimeout, redisTimeout
+	opts.PoolTimeout, opts.MaxRetries, opts.ContextTimeoutEnabled = redisTimeout, -1, true
 	setRedisLogger.Do(func() { redis.SetLogger(redisLogger{log}) })
 	client := redis.NewClient(opts)
-	if err := client.Ping(ctx).Err(); err != nil {
+	health := &Health{Log: log, Probe: func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+		defer cancel()
+		return client.Ping(ctx).Err()
+	}}
+	if err := health.Probe(ctx); err != nil {
 		log.Warn("Redis does not answer: counting rate limits locally until it does", "err", err.Error())
+		health.failed(err, false)
 	} else {
 		log.Info("rate limits are shared through Redis", "addr", opts.Addr)
 	}
 	shared := NewRedis(client, prefix)
 	stores = func(window time.Duration) Store {
-		return &Fallback{Primary: shared, Secondary: NewLocal(window), Log: log}
+		return &Fallback{Primary: shared, Secondary: NewLocal(window), Log: log, Health: health}
 	}
-	return stores, func() { _ = client.Close() }, nil
+	return stores, func() { health.Close(); _ = client.Close() }, nil
 }
 
 // setRedisLogger sets go-redis's logger, a process-wide variable, once: a
