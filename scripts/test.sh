@@ -81,12 +81,13 @@ start_postgres() {
 REDIS_PID=""
 # ensure_packages installs, in one apt-get run, the Debian packages the tests need
 # and a fresh machine lacks: redis-server (shared rate limits), pgbouncer (the test
-# behind a transaction pooler) and chromium (the browser test of /docs). Off root it
-# says what to install instead.
+# behind a transaction pooler), haproxy (the fault test of a cluster) and chromium (the
+# browser test of /docs). Off root it says what to install instead.
 ensure_packages() {
 	local -a missing=()
 	command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 	command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 	[ -n "${CHROMIUM:-}" ] || [ -x /usr/bin/chromium ] || missing+=(chromium)
 	[ ${#missing[@]} -gt 0 ] || return 0
 	if [ "$(id -u)" -ne 0 ]; then
