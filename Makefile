@@ -11,7 +11,7 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 PGPORT_DEV ?= 54329
 export PGPORT_DEV
 
-.PHONY: help build run test lint vet bench db-start db-stop clean distclean smoke contract client
+.PHONY: help build run test lint vet bench db-start db-stop clean distclean smoke contract client cluster cluster-stop
 
 ## help: list the targets and what they do
 help:
@@ -53,6 +53,14 @@ vet:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 	bash scripts/bench.sh
+
+## cluster: three instances on loopback behind haproxy (deploy/haproxy.cfg) with Redis and the local PostgreSQL, haproxy in the foreground; prints the address (CLUSTER_ADDR, default 127.0.0.1:8080)
+cluster:
+	VERSION=$(VERSION) bash scripts/cluster.sh start
+
+## cluster-stop: stop what make cluster started
+cluster-stop:
+	bash scripts/cluster.sh stop
 
 ## db-start: start the local development cluster in .data/pg and create the taskmanager database
 db-start:

@@ -80,12 +80,15 @@ start_postgres() {
 # shared-counter tests; installed with apt-get when missing (as root).
 REDIS_PID=""
 # ensure_packages installs, in one apt-get run, the Debian packages the tests need
-# and a fresh machine lacks: redis-server (shared rate limits), chromium (the
+# and a fresh machine lacks: redis-server (shared rate limits), pgbouncer (the test
+# behind a transaction pooler), haproxy (the fault test of a cluster), chromium (the
 # browser test of /docs) and prometheus for its promtool (the alert rule tests and
 # the lint of a real scrape). Off root it says what to install instead.
 ensure_packages() {
 	local -a missing=()
 	command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+	command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 	[ -n "${CHROMIUM:-}" ] || [ -x /usr/bin/chromium ] || missing+=(chromium)
 	[ -n "${PROMTOOL:-}" ] || command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 	[ ${#missing[@]} -gt 0 ] || return 0

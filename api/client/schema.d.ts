@@ -45,6 +45,16 @@ export interface paths {
          *     `MAX_TASKS_PER_USER` tasks (100,000 by default); one more is
          *     `409 quota_exceeded`.
          *
+         *     Retries: with an `Idempotency-Key` the first request runs, and its
+         *     answer (status, body, `Location`) is stored with the task it
+         *     created. A repeat from the same user with the same key and body,
+         *     within 24 hours and on any instance, gets that answer with
+         *     `Idempotent-Replayed: true` and creates nothing; the same key with
+         *     another body is `422 idempotency_key_reused`; a repeat while the
+         *     first is still running is `409 conflict`. A request that fails
+         *     stores nothing, so its retry runs again. Keys of different users
+         *     never meet.
+         *
          *     API keys need the `tasks:write` scope.
          */
         post: operations["createTask"];
@@ -1181,9 +1191,8 @@ export interface components {
          *     | 500 | `internal_error` |
          *     | 503 | `service_unavailable` |
          *
-         *     `mfa_required` and `idempotency_key_reused` belong to features of
-         *     the contract (second factor, `Idempotency-Key`) that the server does
-         *     not serve yet.
+         *     `mfa_required` belongs to a feature of the contract (the second
+         *     factor) that the server does not serve yet.
          * @enum {string}
          */
         ErrorCode: "bad_request" | "malformed_json" | "validation_failed" | "not_authenticated" | "invalid_token" | "authentication_failed" | "mfa_required" | "permission_denied" | "not_found" | "method_not_allowed" | "conflict" | "quota_exceeded" | "precondition_failed" | "payload_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "throttled" | "internal_error" | "service_unavailable";
@@ -1431,6 +1440,34 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /**
+         * @description `quota_exceeded`: the caller holds `MAX_TASKS_PER_USER` tasks
+         *     (100,000 by default); delete some first, nothing was created.
+         *     `conflict`: a request with the same `Idempotency-Key` is still
+         *     running; retry once it has answered.
+         */
+        TaskCreateConflict: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `idempotency_key_reused`: the `Idempotency-Key` was used by the
+         *     caller within 24 hours with another request body; nothing was created.
+         */
+        IdempotencyKeyReused: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description `precondition_failed`: `If-Match` does not name the current ETag; nothing changed. */
         PreconditionFailed: {
             headers: {
@@ -1513,6 +1550,14 @@ export interface components {
     };
     parameters: {
         /**
+         * @description A client-chosen key that makes a retried `POST /api/tasks/` safe
+         *     (draft-ietf-httpapi-idempotency-key-header): 1 to 255 printable
+         *     ASCII characters, else `400`; a UUID is the usual choice. Send a
+         *     new key for each new task and the same key for each retry of it.
+         * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+         */
+        IdempotencyKey: string;
+        /**
          * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
          *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
          *     and in `error.request_id`; anything else is replaced by a generated
@@ -1593,6 +1638,11 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /**
+         * @description `true` on the stored answer replayed to a repeat of an
+         *     `Idempotency-Key`; absent on the answer of the request that ran.
+         */
+        "Idempotent-Replayed": "true";
         /**
          * @description The request's id: the sane incoming `X-Request-ID`, else a generated
          *     one. Sent on every response; equal to `error.request_id`.
@@ -1741,6 +1791,14 @@ export interface operations {
                  *     id (the request is not rejected).
                  */
                 "X-Request-ID"?: components["parameters"]["XRequestID"];
+                /**
+                 * @description A client-chosen key that makes a retried `POST /api/tasks/` safe
+                 *     (draft-ietf-httpapi-idempotency-key-header): 1 to 255 printable
+                 *     ASCII characters, else `400`; a UUID is the usual choice. Send a
+                 *     new key for each new task and the same key for each retry of it.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -1757,6 +1815,7 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     Location: components["headers"]["Location"];
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
                     "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
@@ -1772,9 +1831,10 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            409: components["responses"]["QuotaExceeded"];
+            409: components["responses"]["TaskCreateConflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];

@@ -188,9 +188,9 @@ func baseURL(addr net.Addr, secure bool, public *url.URL) string {
 	return u.String()
 }
 
-// purge deletes dead sessions and refresh tokens, and audit events older
-// than retention, now and then. Every instance runs it; the deletes are
-// idempotent.
+// purge deletes dead sessions, refresh tokens and idempotency keys, and
+// audit events older than retention, now and then. Every instance runs it;
+// the deletes are idempotent.
 func purge(ctx context.Context, db *postgres.DB, retention time.Duration, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -198,7 +198,7 @@ func purge(ctx context.Context, db *postgres.DB, retention time.Duration, log *s
 		if n, err := db.Purge(ctx); err != nil {
 			log.Warn("purge failed", "err", err)
 		} else if n > 0 {
-			log.Info("purged expired sessions and refresh tokens", "rows", n)
+			log.Info("purged expired sessions, refresh tokens and idempotency keys", "rows", n)
 		}
 		if n, err := db.Audit().PurgeAuditEvents(ctx, time.Now().Add(-retention)); err != nil {
 			log.Warn("audit purge failed", "err", err)

@@ -31,6 +31,10 @@ type Config struct {
 	RedisURL       string
 	RedisKeyPrefix string
 
+	// ListenDatabaseURL is a direct connection for LISTEN, which a
+	// transaction pooler in DATABASE_URL cannot carry; DATABASE_URL by default.
+	ListenDatabaseURL string
+
 	JWTSigningKey          []byte
 	JWTPrivateKey          ed25519.PrivateKey  // from JWT_PRIVATE_KEY_FILE; signs with EdDSA when set
 	JWTPreviousSigningKeys [][]byte            // verify only, after a rotation
@@ -226,6 +230,10 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 		} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			r.problem("DATABASE_URL must be a postgres:// URL")
 		}
+	}
+	c.ListenDatabaseURL = r.str("LISTEN_DATABASE_URL", c.DatabaseURL)
+	if u, err := url.Parse(c.ListenDatabaseURL); c.ListenDatabaseURL != c.DatabaseURL && (err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql")) {
+		r.problem("LISTEN_DATABASE_URL must be a postgres:// URL")
 	}
 	if need == "serve" {
 		c.checkServe(&r)

@@ -162,6 +162,20 @@ func TestLoadDefaults(t *testing.T) {
 	if c.DatabaseURL != testDatabaseURL {
 		t.Errorf("DatabaseURL = %q, want %q", c.DatabaseURL, testDatabaseURL)
 	}
+	if c.ListenDatabaseURL != testDatabaseURL {
+		t.Errorf("ListenDatabaseURL = %q, want DATABASE_URL %q", c.ListenDatabaseURL, testDatabaseURL)
+	}
+}
+
+func TestLoadListenDatabaseURL(t *testing.T) {
+	const direct = "postgres://app@db:5432/taskmanager"
+	if c := mustLoad(t, devEnv().with("LISTEN_DATABASE_URL", direct), "serve"); c.ListenDatabaseURL != direct {
+		t.Errorf("ListenDatabaseURL = %q, want %q", c.ListenDatabaseURL, direct)
+	}
+	lines := problems(t, devEnv().with("LISTEN_DATABASE_URL", "mysql://db/x"), "serve")
+	if len(lines) != 1 || len(linesNaming(lines, "LISTEN_DATABASE_URL")) != 1 {
+		t.Errorf("problems = %q, want one naming LISTEN_DATABASE_URL", lines)
+	}
 }
 
 func TestLoadOverrides(t *testing.T) {

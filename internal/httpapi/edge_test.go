@@ -76,7 +76,7 @@ func TestCORS(t *testing.T) {
 		t.Fatalf("an allowed origin's 401 must carry its CORS headers, got %v", r.Header())
 	}
 	exposed := strings.ToLower(r.Header().Get("Access-Control-Expose-Headers"))
-	for _, h := range []string{"etag", "location", "retry-after", "x-ratelimit-limit", "x-request-id"} {
+	for _, h := range []string{"etag", "location", "retry-after", "x-ratelimit-limit", "x-request-id", "idempotent-replayed"} {
 		if !strings.Contains(exposed, h) {
 			t.Errorf("Access-Control-Expose-Headers %q lacks %s", exposed, h)
 		}

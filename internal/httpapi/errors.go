@@ -27,6 +27,7 @@ var statusByCode = map[string]int{
 	task.EPRECONDITION: http.StatusPreconditionFailed,
 	task.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	task.EMEDIATYPE:    http.StatusUnsupportedMediaType,
+	task.EIDEMPOTENCY:  http.StatusUnprocessableEntity,
 	task.ETHROTTLED:    http.StatusTooManyRequests,
 	task.EINTERNAL:     http.StatusInternalServerError,
 	task.EUNAVAILABLE:  http.StatusServiceUnavailable,

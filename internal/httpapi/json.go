@@ -40,6 +40,15 @@ func (s *Server) encode(w http.ResponseWriter, status int, v any) {
 		}
 		b = buf.Bytes()
 	}
+	writeJSON(w, status, b)
+	if cap(b) <= maxPooledBuffer {
+		*bp = b[:0]
+		encodeBuffers.Put(bp)
+	}
+}
+
+// writeJSON writes b, a JSON answer, with status.
+func writeJSON(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Security-Policy", jsonCSP)
@@ -47,10 +56,18 @@ func (s *Server) encode(w http.ResponseWriter, status int, v any) {
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-	if cap(b) <= maxPooledBuffer {
-		*bp = b[:0]
-		encodeBuffers.Put(bp)
+}
+
+// marshal is the JSON encode would write for v, in a buffer of its own.
+func marshal(v any) ([]byte, error) {
+	if se, is := v.(selfEncoding); is {
+		if b, ok := se.appendJSON(nil); ok {
+			return append(b, '\n'), nil
+		}
 	}
+	var buf bytes.Buffer
+	err := json.NewEncoder(&buf).Encode(v)
+	return buf.Bytes(), err
 }
 
 // encodeBuffers keeps answer buffers between requests; one list page of
@@ -72,36 +89,42 @@ type request interface {
 // unknown fields and trailing data, and turns every failure into a client
 // error with a safe message.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst request) error {
+	_, err := s.decodeBody(w, r, dst)
+	return err
+}
+
+// decodeBody is decode that also returns the body it read.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, dst request) ([]byte, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
-		return task.Errorf(task.EMEDIATYPE, "Request body must be sent as application/json.")
+		return nil, task.Errorf(task.EMEDIATYPE, "Request body must be sent as application/json.")
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return tooLarge(s.cfg.MaxBodyBytes)
+		return nil, tooLarge(s.cfg.MaxBodyBytes)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
-		return decodeError(err, s.cfg.MaxBodyBytes)
+		return nil, decodeError(err, s.cfg.MaxBodyBytes)
 	}
 	if !utf8.Valid(body) {
 		// encoding/json would quietly turn the bad bytes into U+FFFD.
-		return task.Errorf(task.EMALFORMED, "Request body is not valid UTF-8.")
+		return nil, task.Errorf(task.EMALFORMED, "Request body is not valid UTF-8.")
 	}
 	// encoding/json matches field names case-insensitively and lets the
 	// last of duplicate keys win; a strict API does neither.
 	if err := checkKeys(body, dst); err != nil {
-		return err
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields() // checkKeys sees only the top level; this guards nested objects
 
 	if err := dec.Decode(dst); err != nil {
-		return decodeError(err, s.cfg.MaxBodyBytes)
+		return nil, decodeError(err, s.cfg.MaxBodyBytes)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return task.Errorf(task.EMALFORMED, "Request body must contain a single JSON object.")
+		return nil, task.Errorf(task.EMALFORMED, "Request body must contain a single JSON object.")
 	}
-	return dst.valid()
+	return body, dst.valid()
 }
 
 // checkKeys demands a JSON object whose top-level keys are dst's JSON

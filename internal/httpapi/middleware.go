@@ -283,7 +283,7 @@ func (s *Server) cors() func(http.Handler) http.Handler {
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"},
 		ExposedHeaders: []string{"ETag", "Location", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-			"X-RateLimit-Reset", "RateLimit", "RateLimit-Policy", "X-Request-ID"},
+			"X-RateLimit-Reset", "RateLimit", "RateLimit-Policy", "X-Request-ID", "Idempotent-Replayed"},
 		MaxAge: 600,
 	}
 	if s.cfg.CORSAllowAllOrigins {

@@ -196,23 +196,70 @@ func (s *Server) pageLink(r *http.Request, c *task.Cursor) *string {
 	return &link
 }
 
-// handleTaskCreate handles POST /api/tasks/.
+// handleTaskCreate handles POST /api/tasks/. With an Idempotency-Key the
+// task and its answer are stored together, and a repeat gets that answer.
 func (s *Server) handleTaskCreate(w http.ResponseWriter, r *http.Request) {
+	keys, once := r.Header["Idempotency-Key"]
+	if once && len(keys) != 1 {
+		s.error(w, r, task.ErrIdempotencyKeyInvalid)
+		return
+	}
+	if once {
+		// Checked before the body is read, so a bad key never creates anything.
+		if _, err := task.NewIdempotencyKey(keys[0], "", "", nil); err != nil {
+			s.error(w, r, err)
+			return
+		}
+	}
 	req := taskRequest{full: true}
-	if err := s.decode(w, r, &req); err != nil {
+	body, err := s.decodeBody(w, r, &req)
+	if err != nil {
 		s.error(w, r, err)
 		return
 	}
 	// What the request leaves out is the zero value: no description, not completed.
 	t := &task.Task{OwnerID: task.IdentityFromContext(r.Context()).UserID, Title: req.Title.Value,
 		Description: req.Description.Value, Completed: req.Completed.Value}
+	if once {
+		key, _ := task.NewIdempotencyKey(keys[0], r.Method, taskCreateRoute, body)
+		s.createTaskOnce(w, r, t, key)
+		return
+	}
 	if err := s.deps.Tasks.CreateTask(r.Context(), t); err != nil {
 		s.error(w, r, err)
 		return
 	}
-	w.Header().Set("Location", "/api/tasks/"+t.ID.String()+"/")
+	w.Header().Set("Location", taskLocation(t))
 	w.Header().Set("ETag", etag(t))
 	s.encode(w, http.StatusCreated, taskResponse(t))
+}
+
+// taskCreateRoute is the route an idempotency fingerprint names.
+const taskCreateRoute = "/api/tasks/"
+
+func taskLocation(t *task.Task) string { return "/api/tasks/" + t.ID.String() + "/" }
+
+// createTaskOnce creates t under key, or replays the answer stored for it.
+func (s *Server) createTaskOnce(w http.ResponseWriter, r *http.Request, t *task.Task, key task.IdempotencyKey) {
+	reply, replayed, err := s.deps.Tasks.CreateTaskOnce(r.Context(), t, key, func(t *task.Task) (task.Reply, error) {
+		b, err := marshal(taskResponse(t))
+		return task.Reply{Status: http.StatusCreated, Location: taskLocation(t), ETag: etag(t), Body: b}, err
+	})
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	h := w.Header()
+	if reply.Location != "" {
+		h.Set("Location", reply.Location)
+	}
+	if reply.ETag != "" {
+		h.Set("ETag", reply.ETag)
+	}
+	if replayed {
+		h.Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, reply.Status, reply.Body)
 }
 
 // handleTaskGet handles GET /api/tasks/{id}/.

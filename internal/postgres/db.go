@@ -63,19 +63,29 @@ type Options struct {
 	// Tests of which rows a page holds raise it, so a busy machine cannot
 	// cut their pages short.
 	SearchBudget time.Duration
-	Logger       *slog.Logger
+	// ListenURL, when set, is where the revocation listener connects
+	// instead of url: LISTEN needs a session of its own, which a
+	// transaction pooler (PgBouncer with pool_mode = transaction) in front
+	// of the pool cannot give it.
+	ListenURL string
+	Logger    *slog.Logger
 }
 
 // OptionsFrom picks the stores' settings out of the process configuration,
 // logging to log. serve and the tests both open the database through it, so
 // they cannot drift apart.
 func OptionsFrom(c *config.Config, log *slog.Logger) Options {
-	return Options{
+	opt := Options{
 		TokenTTL:        c.AccessTokenTTL + auth.Leeway,
 		QueryTimeout:    c.DBQueryTimeout,
 		MaxTasksPerUser: c.MaxTasksPerUser,
 		Logger:          log,
 	}
+	// Only a URL of its own: the listener otherwise follows the URL Open gets.
+	if c.ListenDatabaseURL != c.DatabaseURL {
+		opt.ListenURL = c.ListenDatabaseURL
+	}
+	return opt
 }
 
 // Open connects a pool to url. It does not wait for the database: a server
@@ -95,6 +105,15 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(opt.QueryTimeout.Milliseconds(), 1), 10)
 	}
 	cfg.AfterConnect = registerTypes
+	listenCfg := cfg.ConnConfig.Copy()
+	if opt.ListenURL != "" && opt.ListenURL != url {
+		if listenCfg, err = pgx.ParseConfig(opt.ListenURL); err != nil {
+			return nil, errors.New("postgres: LISTEN_DATABASE_URL cannot be parsed")
+		}
+		if opt.QueryTimeout > 0 {
+			listenCfg.RuntimeParams["statement_timeout"] = cfg.ConnConfig.RuntimeParams["statement_timeout"]
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
@@ -110,7 +129,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		searchSlots:  make(chan struct{}, max(cfg.MaxConns/2, 1))}
 	db.revocations = &Revocations{
 		pool:    pool,
-		connCfg: cfg.ConnConfig.Copy(),
+		connCfg: listenCfg,
 		keep:    opt.TokenTTL,
 		log:     opt.Logger,
 		revoked: make(map[uuid.UUID]time.Time),
@@ -156,7 +175,8 @@ func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any)
 // the in-memory path.
 func (db *DB) Revocations() *Revocations { return db.revocations }
 
-// Purge deletes sessions and refresh tokens that can no longer be used.
+// Purge deletes sessions, refresh tokens and idempotency keys that can no
+// longer be used.
 // A revoked or expired session's row outlives every access token it
 // refuses: the database answers a missing session as revoked, but an
 // instance answering from memory knows only the revocations its listener
@@ -177,6 +197,11 @@ func (db *DB) Purge(ctx context.Context) (int64, error) {
 		}
 		n = tag.RowsAffected()
 		tag, err = tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE expires_at < now()`)
+		if err != nil {
+			return err
+		}
+		n += tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE expires_at < now()`)
 		n += tag.RowsAffected()
 		return err
 	})

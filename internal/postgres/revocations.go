@@ -33,7 +33,8 @@ type Revocations struct {
 	revoked map[uuid.UUID]time.Time // session id -> when it may be forgotten
 }
 
-// Listener timing: a quiet connection is pinged every pingEvery, and the
+// Listener timing: a quiet connection is sent a notification of its own
+// (echo) every pingEvery, which must come back within pingWait, and the
 // memory is trusted for staleAfter after the last sign of life.
 const (
 	pingEvery  = 5 * time.Second
@@ -119,6 +120,45 @@ func (r *Revocations) Run(ctx context.Context) {
 	}
 }
 
+// errNoEcho: a notification the listener sent itself never came back. The
+// usual cause is a transaction pooler between it and PostgreSQL, which
+// hands the LISTEN and the connection's later traffic to different server
+// sessions, so a revocation elsewhere would never be heard.
+var errNoEcho = errors.New("postgres: the listener's own notification did not come back " +
+	"(behind a transaction pooler such as PgBouncer? point LISTEN_DATABASE_URL at PostgreSQL itself)")
+
+// echo sends a notification on the channel through the pool, the way a
+// revocation is sent, and waits for it to arrive on conn: only then is the
+// memory trusted, because only then would a revocation from another
+// instance arrive too. (Sent on conn itself, it could come back through a
+// pooler that happened to hand the LISTEN's server session to conn again.)
+// Revocations heard meanwhile are recorded.
+func (r *Revocations) echo(ctx context.Context, conn *pgx.Conn) error {
+	token := "echo:" + uuid.NewString()
+	ectx, cancel := context.WithTimeout(ctx, pingWait)
+	defer cancel()
+	var one int
+	if err := r.pool.QueryRow(ectx, `SELECT 1 FROM pg_notify($1, $2)`, revocationChannel, token).Scan(&one); err != nil {
+		return err
+	}
+	for {
+		n, err := conn.WaitForNotification(ectx)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return errNoEcho
+		}
+		if err != nil {
+			return err
+		}
+		if n.Payload == token {
+			r.alive()
+			return nil
+		}
+		if id, perr := uuid.Parse(n.Payload); perr == nil {
+			r.add(id)
+		}
+	}
+}
+
 func (r *Revocations) listen(ctx context.Context) error {
 	cfg := r.connCfg.Copy()
 	// Keepalives notice a peer that vanished without closing the connection
@@ -146,7 +186,9 @@ func (r *Revocations) listen(ctx context.Context) error {
 		return err
 	}
 	r.add(ids...)
-	r.alive()
+	if err := r.echo(ctx, conn); err != nil {
+		return err
+	}
 	r.log.Info("revocation listener connected", "recent_revocations", len(ids))
 
 	lastSweep := time.Now()
@@ -167,14 +209,10 @@ func (r *Revocations) listen(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded):
-			// Quiet: prove the connection still carries traffic.
-			pctx, cancel := context.WithTimeout(ctx, pingWait)
-			err := conn.Ping(pctx)
-			cancel()
-			if err != nil {
+			// Quiet: prove the connection still carries notifications.
+			if err := r.echo(ctx, conn); err != nil {
 				return err
 			}
-			r.alive()
 		default:
 			return err
 		}

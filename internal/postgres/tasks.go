@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -331,25 +332,86 @@ func escapeLike(s string) string {
 // CreateTask inserts t for t.OwnerID and fills in its generated fields.
 // ErrQuotaExceeded when the owner already holds the most tasks allowed.
 func (s *TaskStore) CreateTask(ctx context.Context, t *task.Task) error {
+	return translate(s.insert(ctx, s.db.pool, t), "create task")
+}
+
+// rowQuerier is the pool, or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (s *TaskStore) insert(ctx context.Context, db rowQuerier, t *task.Task) error {
 	// The owner's row lock serialises the owner's inserts and deletes, and a
 	// waiting insert re-reads task_count (kept by the triggers of migration
 	// 0005) once it has the lock, so concurrent inserts cannot overshoot.
 	const q = `INSERT INTO tasks (owner_id, title, description, completed)
 		SELECT u.id, $2, $3, $4 FROM users u WHERE u.id = $1 AND ($5 = 0 OR u.task_count < $5) FOR NO KEY UPDATE
 		RETURNING id, version, created_at, updated_at`
-	err := s.db.pool.QueryRow(ctx, q, t.OwnerID, t.Title, t.Description, t.Completed, s.db.maxTasks).
+	err := db.QueryRow(ctx, q, t.OwnerID, t.Title, t.Description, t.Completed, s.db.maxTasks).
 		Scan(&t.ID, &t.Version, &t.CreatedAt, &t.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var exists bool
-		if err := s.db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, t.OwnerID).Scan(&exists); err != nil {
-			return translate(err, "create task")
+		if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, t.OwnerID).Scan(&exists); err != nil {
+			return err
 		}
 		if !exists {
 			return fmt.Errorf("postgres: create task: owner %s does not exist", t.OwnerID)
 		}
 		return task.ErrQuotaExceeded
 	}
-	return translate(err, "create task")
+	return err
+}
+
+// CreateTaskOnce implements task.TaskStore. A transaction-scoped advisory
+// lock on (owner, key) holds the key while the first request runs, on
+// every instance sharing the database, and ends with the transaction, so
+// a request that dies midway leaves neither a task nor a held key. The
+// lock is tried, not awaited: a repeat meanwhile is refused at once.
+func (s *TaskStore) CreateTaskOnce(ctx context.Context, t *task.Task, key task.IdempotencyKey, render func(*task.Task) (task.Reply, error)) (*task.Reply, bool, error) {
+	var out task.Reply
+	var replayed bool
+	err := s.db.tx(ctx, "create task once", func(tx pgx.Tx) error {
+		var held bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, key.LockID(t.OwnerID)).Scan(&held); err != nil {
+			return err
+		}
+		if !held {
+			return task.ErrIdempotencyInProgress
+		}
+		// A statement of its own, after the lock: its snapshot then sees
+		// the answer of a first request that committed while this waited.
+		var fp []byte
+		err := tx.QueryRow(ctx, `SELECT fingerprint, status, location, etag, body FROM idempotency_keys
+			WHERE user_id = $1 AND key = $2 AND expires_at > now()`, t.OwnerID, key.Key).
+			Scan(&fp, &out.Status, &out.Location, &out.ETag, &out.Body)
+		switch {
+		case err == nil && !bytes.Equal(fp, key.Fingerprint[:]):
+			return task.ErrIdempotencyKeyReused
+		case err == nil:
+			replayed = true
+			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		if err := s.insert(ctx, tx, t); err != nil {
+			return err
+		}
+		if out, err = render(t); err != nil {
+			return err
+		}
+		// An expired row the purge has not reached yet is replaced.
+		_, err = tx.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, fingerprint, status, location, etag, body, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
+			ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
+				location = EXCLUDED.location, etag = EXCLUDED.etag, body = EXCLUDED.body,
+				created_at = now(), expires_at = EXCLUDED.expires_at`,
+			t.OwnerID, key.Key, key.Fingerprint[:], out.Status, out.Location, out.ETag, out.Body, task.IdempotencyTTL.Seconds())
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return &out, replayed, nil
 }
 
 // UpdateTask changes the given fields of one of the owner's tasks.

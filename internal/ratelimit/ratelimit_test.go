@@ -158,14 +158,14 @@ func TestLongKeysStayShortInRedis(t *testing.T) {
 }
 
 // TestRedisOutageFallsBackToLocal: with Redis gone the limiter keeps
-// deciding, per instance, says so once in the log, and its Up flag (the
-// taskmanager_redis_up gauge) reads false.
+// deciding, per instance, says so once in the log, and its Health (the
+// taskmanager_redis_up gauge) reads down.
 func TestRedisOutageFallsBackToLocal(t *testing.T) {
 	srv := redistest.Start(t)
 	var logs bytes.Buffer
-	up := new(atomic.Bool)
-	f := &Fallback{Primary: redisStore(t, srv.URL, "outage:"), Secondary: NewLocal(time.Minute),
-		Log: slog.New(slog.NewTextHandler(&logs, nil)), Up: up}
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	health := &Health{Log: log}
+	f := &Fallback{Primary: redisStore(t, srv.URL, "outage:"), Secondary: NewLocal(time.Minute), Log: log, Health: health}
 	l := at(New("user", 5, time.Minute, f), time.Second)
 	ctx := context.Background()
 	for range 2 {
@@ -173,7 +173,7 @@ func TestRedisOutageFallsBackToLocal(t *testing.T) {
 			t.Fatalf("with Redis up: %+v %v", d, err)
 		}
 	}
-	if !up.Load() {
+	if !health.Up() {
 		t.Fatal("Up reads false while Redis answers")
 	}
 	srv.Stop()
@@ -190,7 +190,7 @@ func TestRedisOutageFallsBackToLocal(t *testing.T) {
 	if allowed != 5 {
 		t.Fatalf("local fallback allowed %d, want the full limit of 5 counted locally", allowed)
 	}
-	if up.Load() {
+	if health.Up() {
 		t.Fatal("Up reads true while Redis is gone")
 	}
 	if n := strings.Count(logs.String(), "counting locally"); n != 1 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 // Server is a redis-server process started for tests.
 type Server struct {
 	URL  string
+	port int
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -76,22 +78,26 @@ func Start(tb testing.TB) *Server {
 }
 
 func start() (*Server, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, fmt.Errorf("redis-server not found: run `make test` (it installs it) or apt-get install redis-server")
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
+	return startOn(port)
+}
+
+func startOn(port int) (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found: run `make test` (it installs it) or apt-get install redis-server")
+	}
 	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no",
 		"--dir", os.TempDir())
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), cmd: cmd, done: make(chan struct{})}
+	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), port: port, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	opts, _ := redis.ParseURL(s.URL)
 	c := redis.NewClient(opts)
@@ -114,4 +120,32 @@ func (s *Server) Stop() {
 		_ = s.cmd.Process.Kill()
 	}
 	<-s.done
+}
+
+// Restart starts the stopped server again on its port, empty.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	n, err := startOn(s.port)
+	if err != nil {
+		tb.Fatalf("redistest: restart: %v", err)
+	}
+	s.cmd, s.done = n.cmd, n.done
+}
+
+// Pause stops the server answering without closing its port (SIGSTOP): a
+// slow Redis, as a client sees it. Resume lets it go on.
+func (s *Server) Pause(tb testing.TB) {
+	tb.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		tb.Fatalf("redistest: pause: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.cmd.Process.Signal(syscall.SIGCONT) })
+}
+
+// Resume undoes Pause.
+func (s *Server) Resume(tb testing.TB) {
+	tb.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		tb.Fatalf("redistest: resume: %v", err)
+	}
 }

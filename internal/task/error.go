@@ -25,6 +25,7 @@ const (
 	EPRECONDITION = "precondition_failed"
 	ETOOLARGE     = "payload_too_large"
 	EMEDIATYPE    = "unsupported_media_type"
+	EIDEMPOTENCY  = "idempotency_key_reused"
 	ETHROTTLED    = "throttled"
 	EINTERNAL     = "internal_error"
 	EUNAVAILABLE  = "service_unavailable"

@@ -15,6 +15,15 @@ type TaskStore interface {
 	// CreateTask stores t; ErrQuotaExceeded when the owner already holds
 	// the most tasks the store allows.
 	CreateTask(ctx context.Context, t *Task) error
+	// CreateTaskOnce is CreateTask under one of t.OwnerID's idempotency
+	// keys. The first call with key stores t and the reply that render
+	// makes of it in one transaction, holding key while it runs: a call
+	// meanwhile gets ErrIdempotencyInProgress. A later call with the same
+	// key and fingerprint within IdempotencyTTL creates nothing and returns
+	// the stored reply, replayed; another fingerprint is
+	// ErrIdempotencyKeyReused. A failed call, render's error included,
+	// stores nothing.
+	CreateTaskOnce(ctx context.Context, t *Task, key IdempotencyKey, render func(*Task) (Reply, error)) (r *Reply, replayed bool, err error)
 	// UpdateTask applies upd and returns the new task; ErrPrecondition when
 	// upd.IfMatch does not match the stored version.
 	UpdateTask(ctx context.Context, ownerID, id uuid.UUID, upd TaskUpdate) (*Task, error)
