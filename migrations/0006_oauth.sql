@@ -41,8 +41,12 @@ CREATE TABLE oauth_auth_requests (
     scopes         text[] NOT NULL,
     response_mode  text NOT NULL DEFAULT '',
     code_challenge text NOT NULL,
+    -- Who signed in, from which browser (a hash of its flow cookie), and
+    -- whether they consented: only then may a code be issued.
     user_id        uuid REFERENCES users (id) ON DELETE CASCADE,
     auth_time      timestamptz,
+    browser_hash   bytea,
+    done           boolean NOT NULL DEFAULT false,
     code_hash      bytea UNIQUE,
     code_expires_at timestamptz,
     code_used_at   timestamptz,

@@ -4,6 +4,7 @@ package config
 
 import (
 	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -42,6 +43,10 @@ type Config struct {
 	SessionMaxAge          time.Duration // a session's end, counted from its login, however often it is refreshed
 	APIKeyDefaultTTL       time.Duration // expiry of a new API key that names none
 	APIKeyMaxTTL           time.Duration // latest expiry a new API key may ask for
+	// OAuthRSAKey signs OAuth access tokens and ID tokens (RS256), from
+	// OAUTH_RSA_KEY_FILE. Nil in development when unset: serve generates
+	// one under .data/. Production requires it.
+	OAuthRSAKey *rsa.PrivateKey
 
 	LogLevel string
 	LogFile  string
@@ -186,6 +191,9 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 	if path := r.str("JWT_PRIVATE_KEY_FILE", ""); path != "" {
 		c.JWTPrivateKey = r.privateKey("JWT_PRIVATE_KEY_FILE", path)
 	}
+	if path := r.str("OAUTH_RSA_KEY_FILE", ""); path != "" {
+		c.OAuthRSAKey = r.rsaKey("OAUTH_RSA_KEY_FILE", path)
+	}
 	for _, path := range r.list("JWT_PREVIOUS_PUBLIC_KEY_FILES") {
 		if k := r.publicKey("JWT_PREVIOUS_PUBLIC_KEY_FILES", path); k != nil {
 			c.JWTPreviousPublicKeys = append(c.JWTPreviousPublicKeys, k)
@@ -217,6 +225,9 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 }
 
 func (c *Config) checkServe(r *reader) {
+	if c.Production() && c.OAuthRSAKey == nil {
+		r.problem("OAUTH_RSA_KEY_FILE is required when APP_ENV=production: the RSA key that signs OAuth and ID tokens (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072)")
+	}
 	switch {
 	case c.JWTPrivateKey != nil:
 	case len(c.JWTSigningKey) == 0:
@@ -579,6 +590,30 @@ func (r *reader) privateKey(name, path string) ed25519.PrivateKey {
 	}
 	r.problem(fmt.Sprintf("%s: %s is not a PKCS #8 Ed25519 private key (openssl genpkey -algorithm ed25519)", name, path))
 	return nil
+}
+
+// minRSABits is the smallest RSA key accepted for signing (NIST SP 800-57).
+const minRSABits = 2048
+
+func (r *reader) rsaKey(name, path string) *rsa.PrivateKey {
+	der := r.pemBlock(name, path)
+	if der == nil {
+		return nil
+	}
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		key, err = x509.ParsePKCS1PrivateKey(der)
+	}
+	k, ok := key.(*rsa.PrivateKey)
+	if err != nil || !ok {
+		r.problem(fmt.Sprintf("%s: %s is not an RSA private key (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072)", name, path))
+		return nil
+	}
+	if k.N.BitLen() < minRSABits {
+		r.problem(fmt.Sprintf("%s: %s is a %d-bit RSA key, at least %d bits needed", name, path, k.N.BitLen(), minRSABits))
+		return nil
+	}
+	return k
 }
 
 func (r *reader) publicKey(name, path string) ed25519.PublicKey {

@@ -81,5 +81,6 @@ func TokenConfig(c *config.Config) auth.TokenConfig {
 		AccessTTL:          c.AccessTokenTTL,
 		RefreshTTL:         c.RefreshTokenTTL,
 		SessionMaxAge:      c.SessionMaxAge,
+		RSAKey:             c.OAuthRSAKey,
 	}
 }

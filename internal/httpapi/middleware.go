@@ -347,6 +347,9 @@ func (s *Server) identify(ctx context.Context, ri *reqInfo, header string) (*tas
 		return nil, task.ErrTokenMalformed
 	}
 	tok, err := s.checkAccess(ctx, cred.value)
+	if err == task.ErrInvalidToken {
+		return s.identifyOAuth(ctx, cred.value) // not ours: maybe an OAuth access token
+	}
 	if err != nil {
 		return nil, err
 	}

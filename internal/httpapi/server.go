@@ -26,6 +26,7 @@ type Deps struct {
 	Sessions    task.SessionStore
 	Keys        task.KeyStore
 	Revocations task.Revocations
+	OAuth       task.OAuthStore
 	// Ping reports whether the database answers (for /readyz).
 	Ping func(context.Context) error
 	// RateStore makes the counter stores of the limiters (ratelimit.Connect,
@@ -57,6 +58,7 @@ type Server struct {
 	// checking one costs the client's anonymous budget nothing.
 	knownKeys *recent[[]byte]
 	ready     readiness
+	oauth     *oauthServer
 }
 
 // NewServer builds the handler from cfg and deps.
@@ -77,6 +79,7 @@ func NewServer(cfg Config, log *slog.Logger, deps Deps) *Server {
 		knownKeys:   newRecent[[]byte](10000, time.Minute),
 		ready:       readiness{keep: 500 * time.Millisecond},
 	}
+	s.oauth = newOAuthServer(s)
 	s.routes()
 	return s
 }

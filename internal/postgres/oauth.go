@@ -99,13 +99,14 @@ func (s *OAuthStore) DeleteClient(ctx context.Context, id uuid.UUID) error {
 	})
 }
 
-const authRequestColumns = `id, client_id, redirect_uri, state, nonce, scopes, response_mode, code_challenge,
-	user_id, coalesce(auth_time, created_at), created_at, expires_at, session_id`
+const authRequestColumns = `id, client_id, (SELECT c.client_id FROM oauth_clients c WHERE c.id = oauth_auth_requests.client_id),
+	redirect_uri, state, nonce, scopes, response_mode, code_challenge,
+	user_id, coalesce(auth_time, created_at), done, created_at, expires_at, session_id`
 
 func scanAuthRequest(row pgx.Row) (*task.AuthRequest, error) {
 	var a task.AuthRequest
-	err := row.Scan(&a.ID, &a.ClientID, &a.RedirectURI, &a.State, &a.Nonce, &a.Scopes, &a.ResponseMode, &a.CodeChallenge,
-		&a.UserID, &a.AuthTime, &a.CreatedAt, &a.ExpiresAt, &a.SessionID)
+	err := row.Scan(&a.ID, &a.ClientID, &a.Client, &a.RedirectURI, &a.State, &a.Nonce, &a.Scopes, &a.ResponseMode,
+		&a.CodeChallenge, &a.UserID, &a.AuthTime, &a.Done, &a.CreatedAt, &a.ExpiresAt, &a.SessionID)
 	if err != nil {
 		return nil, err
 	}
@@ -138,12 +139,27 @@ func (s *OAuthStore) FindAuthRequest(ctx context.Context, id uuid.UUID) (*task.A
 	return a, translate(err, "find auth request")
 }
 
-// CompleteAuthRequest records the user who signed in and consented.
-func (s *OAuthStore) CompleteAuthRequest(ctx context.Context, id, userID uuid.UUID, authTime time.Time) error {
-	tag, err := s.db.pool.Exec(ctx, `UPDATE oauth_auth_requests SET user_id = $2, auth_time = $3
-		WHERE id = $1 AND expires_at > now() AND code_hash IS NULL`, id, userID, authTime)
+// SignInAuthRequest records the user who signed in, and in which browser.
+// Signing in again (another account) starts the consent over.
+func (s *OAuthStore) SignInAuthRequest(ctx context.Context, id, userID uuid.UUID, authTime time.Time, browserHash []byte) error {
+	tag, err := s.db.pool.Exec(ctx, `UPDATE oauth_auth_requests SET user_id = $2, auth_time = $3, browser_hash = $4,
+		done = false WHERE id = $1 AND expires_at > now() AND code_hash IS NULL`, id, userID, authTime, browserHash)
 	if err != nil {
-		return translate(err, "complete auth request")
+		return translate(err, "sign in auth request")
+	}
+	if tag.RowsAffected() == 0 {
+		return task.ErrNotFound
+	}
+	return nil
+}
+
+// ApproveAuthRequest records consent, from the browser that signed in.
+func (s *OAuthStore) ApproveAuthRequest(ctx context.Context, id uuid.UUID, browserHash []byte) error {
+	tag, err := s.db.pool.Exec(ctx, `UPDATE oauth_auth_requests SET done = true
+		WHERE id = $1 AND expires_at > now() AND code_hash IS NULL AND user_id IS NOT NULL AND browser_hash = $2`,
+		id, browserHash)
+	if err != nil {
+		return translate(err, "approve auth request")
 	}
 	if tag.RowsAffected() == 0 {
 		return task.ErrNotFound
@@ -155,7 +171,7 @@ func (s *OAuthStore) CompleteAuthRequest(ctx context.Context, id, userID uuid.UU
 func (s *OAuthStore) SaveAuthCode(ctx context.Context, id uuid.UUID, codeHash []byte) error {
 	tag, err := s.db.pool.Exec(ctx, `UPDATE oauth_auth_requests
 		SET code_hash = $2, code_expires_at = now() + make_interval(secs => $3)
-		WHERE id = $1 AND user_id IS NOT NULL AND code_hash IS NULL AND expires_at > now()`,
+		WHERE id = $1 AND done AND code_hash IS NULL AND expires_at > now()`,
 		id, codeHash, task.AuthCodeTTL.Seconds())
 	if err != nil {
 		return translate(err, "save auth code")
@@ -250,21 +266,20 @@ func (s *OAuthStore) CreateGrant(ctx context.Context, g *task.Grant, authRequest
 	})
 }
 
-const grantColumns = `s.id, s.client_id, s.user_id, coalesce(s.scopes, '{}'), s.created_at, s.expires_at`
+const grantColumns = `s.id, s.client_id, c.client_id, s.user_id, coalesce(s.scopes, '{}'), s.created_at, s.expires_at`
 
 func scanGrant(row pgx.Row) (*task.Grant, error) {
 	var g task.Grant
-	err := row.Scan(&g.SessionID, &g.ClientID, &g.UserID, &g.Scopes, &g.AuthTime, &g.ExpiresAt)
+	err := row.Scan(&g.SessionID, &g.ClientID, &g.Client, &g.UserID, &g.Scopes, &g.AuthTime, &g.ExpiresAt)
 	if err != nil {
 		return nil, err
 	}
 	return &g, nil
 }
 
-// liveGrant: not revoked, not expired, of a live client and, for a user's
-// grant, an active user.
-const liveGrant = `s.client_id IS NOT NULL AND s.revoked_at IS NULL AND s.expires_at > now()
-	AND EXISTS (SELECT 1 FROM oauth_clients c WHERE c.id = s.client_id AND c.deleted_at IS NULL)
+// liveGrant: not revoked, not expired, of a live client (c) and, for a
+// user's grant, an active user.
+const liveGrant = `s.revoked_at IS NULL AND s.expires_at > now() AND c.deleted_at IS NULL
 	AND (s.user_id IS NULL OR EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id AND u.is_active))`
 
 // FindGrantByRefreshToken returns the grant of an unused refresh token. A
@@ -295,7 +310,8 @@ func (s *OAuthStore) FindGrantByRefreshToken(ctx context.Context, hash []byte) (
 
 // FindGrant returns a live grant.
 func (s *OAuthStore) FindGrant(ctx context.Context, sessionID uuid.UUID) (*task.Grant, error) {
-	g, err := scanGrant(s.db.pool.QueryRow(ctx, `SELECT `+grantColumns+` FROM sessions s WHERE s.id = $1 AND `+liveGrant, sessionID))
+	g, err := scanGrant(s.db.pool.QueryRow(ctx, `SELECT `+grantColumns+` FROM sessions s
+		JOIN oauth_clients c ON c.id = s.client_id WHERE s.id = $1 AND `+liveGrant, sessionID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, task.ErrInvalidToken
 	}

@@ -32,8 +32,18 @@ func newCode(tb testing.TB, db *postgres.DB, c *task.OAuthClient, u *task.User) 
 	if err := db.OAuth().CreateAuthRequest(ctx, a); err != nil {
 		tb.Fatalf("CreateAuthRequest: %v", err)
 	}
-	if err := db.OAuth().CompleteAuthRequest(ctx, a.ID, u.ID, time.Now()); err != nil {
-		tb.Fatalf("CompleteAuthRequest: %v", err)
+	browser := newHash()
+	if err := db.OAuth().ApproveAuthRequest(ctx, a.ID, browser); task.ErrorCode(err) != task.ENOTFOUND {
+		tb.Fatalf("ApproveAuthRequest before sign-in: %v, want not found", err)
+	}
+	if err := db.OAuth().SignInAuthRequest(ctx, a.ID, u.ID, time.Now(), browser); err != nil {
+		tb.Fatalf("SignInAuthRequest: %v", err)
+	}
+	if err := db.OAuth().ApproveAuthRequest(ctx, a.ID, newHash()); task.ErrorCode(err) != task.ENOTFOUND {
+		tb.Fatalf("ApproveAuthRequest from another browser: %v, want not found", err)
+	}
+	if err := db.OAuth().ApproveAuthRequest(ctx, a.ID, browser); err != nil {
+		tb.Fatalf("ApproveAuthRequest: %v", err)
 	}
 	code := newHash()
 	if err := db.OAuth().SaveAuthCode(ctx, a.ID, code); err != nil {
@@ -67,7 +77,7 @@ func TestAuthCodeWorksOnceAndReuseRevokesItsGrant(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RedeemAuthCode: %v", err)
 	}
-	if a.UserID == nil || *a.UserID != u.ID || a.ClientID != c.ID {
+	if a.UserID == nil || *a.UserID != u.ID || a.ClientID != c.ID || a.Client != c.ClientID || !a.Done {
 		t.Fatalf("redeemed request = %+v, want user %s and client %s", a, u.ID, c.ID)
 	}
 	g := grantFor(t, db, a, nil)
@@ -121,10 +131,16 @@ func TestRevocationsReachOAuthGrants(t *testing.T) {
 	db, _ := pgtest.Open(t)
 	ctx := t.Context()
 	cases := map[string]func(u *task.User, c *task.OAuthClient) error{
-		"logout all":   func(u *task.User, _ *task.OAuthClient) error { return db.Sessions().RevokeSessions(ctx, u.ID, uuid.Nil) },
-		"password":     func(u *task.User, _ *task.OAuthClient) error { return db.Users().SetPassword(ctx, u.ID, "x", uuid.Nil, false) },
-		"client gone":  func(_ *task.User, c *task.OAuthClient) error { return db.OAuth().DeleteClient(ctx, c.ID) },
-		"withdrawn":    func(u *task.User, c *task.OAuthClient) error { return db.OAuth().WithdrawConsent(ctx, u.ID, c.ClientID) },
+		"logout all": func(u *task.User, _ *task.OAuthClient) error {
+			return db.Sessions().RevokeSessions(ctx, u.ID, uuid.Nil)
+		},
+		"password": func(u *task.User, _ *task.OAuthClient) error {
+			return db.Users().SetPassword(ctx, u.ID, "x", uuid.Nil, false)
+		},
+		"client gone": func(_ *task.User, c *task.OAuthClient) error { return db.OAuth().DeleteClient(ctx, c.ID) },
+		"withdrawn": func(u *task.User, c *task.OAuthClient) error {
+			return db.OAuth().WithdrawConsent(ctx, u.ID, c.ClientID)
+		},
 		"withdraw all": func(u *task.User, _ *task.OAuthClient) error { return db.OAuth().WithdrawConsent(ctx, u.ID, "") },
 		"deactivated": func(u *task.User, _ *task.OAuthClient) error {
 			off := false

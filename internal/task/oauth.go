@@ -60,14 +60,16 @@ func (c *OAuthClient) Allows(grant string) bool { return slices.Contains(c.Grant
 type AuthRequest struct {
 	ID            uuid.UUID
 	ClientID      uuid.UUID // OAuthClient.ID
+	Client        string    // OAuthClient.ClientID
 	RedirectURI   string
 	State         string
 	Nonce         string
 	Scopes        []string
 	ResponseMode  string
-	CodeChallenge string // S256 only
-	UserID        *uuid.UUID
+	CodeChallenge string     // S256 only
+	UserID        *uuid.UUID // who signed in
 	AuthTime      time.Time
+	Done          bool // signed in and consented: a code may be issued
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
 	SessionID     *uuid.UUID // the grant its code issued, once redeemed
@@ -78,6 +80,7 @@ type AuthRequest struct {
 type Grant struct {
 	SessionID uuid.UUID
 	ClientID  uuid.UUID
+	Client    string // OAuthClient.ClientID
 	UserID    *uuid.UUID
 	Scopes    []string
 	AuthTime  time.Time
@@ -106,9 +109,12 @@ type OAuthStore interface {
 	CreateAuthRequest(ctx context.Context, a *AuthRequest) error
 	// FindAuthRequest returns an unexpired request, or ErrNotFound.
 	FindAuthRequest(ctx context.Context, id uuid.UUID) (*AuthRequest, error)
-	// CompleteAuthRequest records who signed in and consented.
-	CompleteAuthRequest(ctx context.Context, id, userID uuid.UUID, authTime time.Time) error
-	// SaveAuthCode binds a code (its hash) to a completed request.
+	// SignInAuthRequest records who signed in, in which browser (the hash
+	// of its flow cookie).
+	SignInAuthRequest(ctx context.Context, id, userID uuid.UUID, authTime time.Time, browserHash []byte) error
+	// ApproveAuthRequest records consent, given in the browser that signed in.
+	ApproveAuthRequest(ctx context.Context, id uuid.UUID, browserHash []byte) error
+	// SaveAuthCode binds a code (its hash) to an approved request.
 	SaveAuthCode(ctx context.Context, id uuid.UUID, codeHash []byte) error
 	// RedeemAuthCode consumes a code once. A second presentation revokes
 	// the grant the first one issued and returns ErrTokenReused; an unknown
