@@ -371,18 +371,25 @@ func (s *OAuthStore) FindConsents(ctx context.Context, userID uuid.UUID) ([]*tas
 
 // WithdrawConsent forgets the user's consents to the client (to every
 // client when clientID is empty) and revokes its grants for the user.
-// ErrNotFound when there was nothing to withdraw from a named client.
+// ErrNotFound for a client that is not registered; withdrawing what was
+// never given is no error.
 func (s *OAuthStore) WithdrawConsent(ctx context.Context, userID uuid.UUID, clientID string) error {
 	return s.db.revoking(ctx, "withdraw consent", func(tx pgx.Tx, revoke revokeFunc) error {
+		if clientID != "" {
+			var known bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM oauth_clients WHERE client_id = $1 AND deleted_at IS NULL)`,
+				clientID).Scan(&known); err != nil {
+				return err
+			}
+			if !known {
+				return task.ErrNotFound
+			}
+		}
 		const match = `($2 = '' OR client_id = (SELECT id FROM oauth_clients WHERE client_id = $2))`
-		tag, err := tx.Exec(ctx, `DELETE FROM oauth_consents WHERE user_id = $1 AND `+match, userID, clientID)
-		if err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM oauth_consents WHERE user_id = $1 AND `+match, userID, clientID); err != nil {
 			return err
 		}
-		n, err := revoke(`user_id = $1 AND client_id IS NOT NULL AND `+match, userID, clientID)
-		if err == nil && clientID != "" && n == 0 && tag.RowsAffected() == 0 {
-			return task.ErrNotFound
-		}
+		_, err := revoke(`user_id = $1 AND client_id IS NOT NULL AND `+match, userID, clientID)
 		return err
 	})
 }
