@@ -200,7 +200,7 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 		}
 	}
 
-	if need == "serve" || need == "migrate" || need == "createuser" {
+	if need == "serve" || need == "migrate" || need == "createuser" || need == "createclient" {
 		if c.DatabaseURL == "" {
 			r.problem("DATABASE_URL is required (postgres://user:password@host:5432/dbname)")
 		} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {

@@ -1,10 +1,7 @@
 package httpapi
 
 import (
-	"crypto/rand"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -40,10 +37,7 @@ type oauthClientRequest struct {
 	Confidential *bool     `json:"confidential"`
 }
 
-// valid checks the fields, then how they fit together: a redirect URI for
-// the code flow (https, or http on a loopback address, or an app's own
-// scheme, RFC 8252), refresh only with the code flow, client credentials
-// only for a confidential client.
+// valid checks the fields, then how they fit together (task.CheckOAuthClient).
 func (req *oauthClientRequest) valid() error {
 	if req.Name != nil {
 		*req.Name = strings.TrimSpace(*req.Name)
@@ -54,50 +48,7 @@ func (req *oauthClientRequest) valid() error {
 	if err := check(req); err != nil {
 		return err
 	}
-	grants, uris := *req.GrantTypes, deref(req.RedirectURIs)
-	confidential := req.Confidential == nil || *req.Confidential
-	fields := map[string][]string{}
-	code := slices.Contains(grants, task.GrantAuthorizationCode)
-	switch {
-	case code && len(uris) == 0:
-		fields["redirect_uris"] = append(fields["redirect_uris"], "The authorization code grant needs at least one redirect URI.")
-	case !code && len(uris) > 0:
-		fields["redirect_uris"] = append(fields["redirect_uris"], "Redirect URIs are only for the authorization code grant.")
-	}
-	for _, u := range uris {
-		if !redirectURIValid(u) {
-			fields["redirect_uris"] = append(fields["redirect_uris"],
-				"Each redirect URI must be absolute, without a fragment: https, http on 127.0.0.1 or [::1], or an app's own scheme.")
-			break
-		}
-	}
-	if slices.Contains(grants, task.GrantRefreshToken) && !code {
-		fields["grant_types"] = append(fields["grant_types"], "refresh_token needs authorization_code.")
-	}
-	if slices.Contains(grants, task.GrantClientCredentials) && !confidential {
-		fields["grant_types"] = append(fields["grant_types"], "client_credentials is only for confidential clients.")
-	}
-	if len(fields) > 0 {
-		return task.Invalid(fields)
-	}
-	return nil
-}
-
-func redirectURIValid(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil || u.Fragment != "" || u.User != nil || u.Scheme == "" || strings.ContainsAny(raw, " \t\r\n#*") {
-		return false
-	}
-	switch u.Scheme {
-	case "https":
-		return u.Host != ""
-	case "http":
-		_, ok := loopbackURI(raw)
-		return ok
-	default:
-		// A private-use scheme of a native app (RFC 8252 7.1): reverse DNS.
-		return strings.Contains(u.Scheme, ".") && (u.Opaque != "" || u.Path != "")
-	}
+	return task.CheckOAuthClient(deref(req.RedirectURIs), *req.GrantTypes, req.Confidential == nil || *req.Confidential)
 }
 
 // handleClientCreate handles POST /api/admin/oauth/clients/. The secret
@@ -108,16 +59,11 @@ func (s *Server) handleClientCreate(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	c := &task.OAuthClient{ClientID: "tmc_" + strings.ToLower(rand.Text()), Name: *req.Name,
-		RedirectURIs: deref(req.RedirectURIs), GrantTypes: *req.GrantTypes, Scopes: *req.Scopes}
+	c := &task.OAuthClient{Name: *req.Name, RedirectURIs: deref(req.RedirectURIs), GrantTypes: *req.GrantTypes, Scopes: *req.Scopes}
 	if c.RedirectURIs == nil {
 		c.RedirectURIs = []string{}
 	}
-	var secret string
-	if req.Confidential == nil || *req.Confidential {
-		secret = "tms_" + rand.Text() + rand.Text()
-		c.SecretHash = auth.HashSecret(secret)
-	}
+	secret := auth.NewOAuthClient(c, req.Confidential == nil || *req.Confidential)
 	if err := s.deps.OAuth.CreateClient(r.Context(), c); err != nil {
 		s.error(w, r, err)
 		return

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -97,42 +96,6 @@ func (s *Server) handleStyle(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(styleCSS)
 }
 
-// redirectAllowed reports whether uri is one of the client's redirect URIs
-// exactly, or (RFC 8252 7.3) a registered loopback one on another port:
-// http, the literal 127.0.0.1 or [::1], the same path and query.
-func redirectAllowed(c *task.OAuthClient, uri string) bool {
-	if slices.Contains(c.RedirectURIs, uri) {
-		return true
-	}
-	u, ok := loopbackURI(uri)
-	if !ok {
-		return false
-	}
-	for _, reg := range c.RedirectURIs {
-		if r, ok := loopbackURI(reg); ok && r.Hostname() == u.Hostname() && r.Path == u.Path && r.RawQuery == u.RawQuery {
-			return true
-		}
-	}
-	return false
-}
-
-func loopbackURI(raw string) (*url.URL, bool) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
-		return nil, false
-	}
-	h := u.Hostname()
-	if h != "127.0.0.1" && h != "::1" {
-		return nil, false
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return nil, false
-		}
-	}
-	return u, true
-}
-
 // withIss adds the authorization server's issuer to an authorization
 // response (RFC 9207), which the library leaves out.
 func withIss(location, iss string) string {
@@ -194,7 +157,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirect := q.Get("redirect_uri")
-	if !redirectAllowed(c, redirect) {
+	if !c.RedirectAllowed(redirect) {
 		s.errorPage(w, r, http.StatusBadRequest, "The address this application asked to return to is not registered for it.")
 		return
 	}

@@ -2,7 +2,10 @@ package task
 
 import (
 	"context"
+	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -142,4 +145,91 @@ type OAuthStore interface {
 	// WithdrawConsent forgets the user's consents to the client (every
 	// client when clientID is empty) and revokes its grants for the user.
 	WithdrawConsent(ctx context.Context, userID uuid.UUID, clientID string) error
+}
+
+// RedirectAllowed reports whether uri is one of the client's redirect URIs
+// exactly, or (RFC 8252 7.3) a registered loopback one on another port:
+// http, the literal 127.0.0.1 or [::1], the same path and query.
+func (c *OAuthClient) RedirectAllowed(uri string) bool {
+	if slices.Contains(c.RedirectURIs, uri) {
+		return true
+	}
+	u, ok := LoopbackRedirect(uri)
+	if !ok {
+		return false
+	}
+	for _, reg := range c.RedirectURIs {
+		if r, ok := LoopbackRedirect(reg); ok && r.Hostname() == u.Hostname() && r.Path == u.Path && r.RawQuery == u.RawQuery {
+			return true
+		}
+	}
+	return false
+}
+
+// LoopbackRedirect parses a native app's loopback redirect URI (RFC 8252
+// 7.3): http on the literal 127.0.0.1 or [::1] ("localhost" may resolve
+// elsewhere, 8.3), any port, no user info or fragment.
+func LoopbackRedirect(raw string) (*url.URL, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return nil, false
+	}
+	if h := u.Hostname(); h != "127.0.0.1" && h != "::1" {
+		return nil, false
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, false
+		}
+	}
+	return u, true
+}
+
+// validRedirectURI: absolute, no fragment or user info, and https, http
+// on a loopback address, or a native app's private-use scheme in reverse
+// DNS form (RFC 8252 7.1).
+func validRedirectURI(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Fragment != "" || u.User != nil || u.Scheme == "" || strings.ContainsAny(raw, " \t\r\n#*") {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return u.Host != ""
+	case "http":
+		_, ok := LoopbackRedirect(raw)
+		return ok
+	default:
+		return strings.Contains(u.Scheme, ".") && (u.Opaque != "" || u.Path != "")
+	}
+}
+
+// CheckOAuthClient checks how a client's settings fit together: redirect
+// URIs for (and only for) the code flow, each valid; refresh tokens only
+// with the code flow; client credentials only for a confidential client.
+// Each field's own rules (names, known grants and scopes) are checked by
+// whoever reads them.
+func CheckOAuthClient(redirectURIs, grants []string, confidential bool) error {
+	fields := map[string][]string{}
+	code := slices.Contains(grants, GrantAuthorizationCode)
+	switch {
+	case code && len(redirectURIs) == 0:
+		fields["redirect_uris"] = append(fields["redirect_uris"], "The authorization code grant needs at least one redirect URI.")
+	case !code && len(redirectURIs) > 0:
+		fields["redirect_uris"] = append(fields["redirect_uris"], "Redirect URIs are only for the authorization code grant.")
+	}
+	if slices.ContainsFunc(redirectURIs, func(u string) bool { return !validRedirectURI(u) }) {
+		fields["redirect_uris"] = append(fields["redirect_uris"],
+			"Each redirect URI must be absolute, without a fragment: https, http on 127.0.0.1 or [::1], or an app's own scheme.")
+	}
+	if slices.Contains(grants, GrantRefreshToken) && !code {
+		fields["grant_types"] = append(fields["grant_types"], "refresh_token needs authorization_code.")
+	}
+	if slices.Contains(grants, GrantClientCredentials) && !confidential {
+		fields["grant_types"] = append(fields["grant_types"], "client_credentials is only for confidential clients.")
+	}
+	if len(fields) > 0 {
+		return Invalid(fields)
+	}
+	return nil
 }
