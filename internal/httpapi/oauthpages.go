@@ -331,16 +331,46 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	s.encode(w, http.StatusOK, m)
 }
 
-// flowSecret returns the browser's flow cookie, setting a new one when it
-// has none; it lives as long as an auth request.
+// flowSecret returns the browser's flow secret, setting a new flow cookie
+// when it has none; it lives as long as an auth request.
 func (s *Server) flowSecret(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(flowCookie); err == nil && validFlowSecret(c.Value) {
-		return c.Value
+	if v, ok := flowCookieValue(r); ok {
+		return v
 	}
 	v := rand.Text()
-	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: v, Path: "/", MaxAge: int(task.AuthRequestTTL.Seconds()),
-		HttpOnly: true, Secure: info(r.Context()).secure, SameSite: http.SameSiteLaxMode})
+	setFlowCookies(w, r, v, int(task.AuthRequestTTL.Seconds()))
 	return v
+}
+
+// plainFlowCookie is the flow cookie's twin over plain HTTP (development
+// only: production serves HTTPS). Browsers that enforce cookie prefixes
+// (Chrome, Firefox) drop a __Host- cookie that is not Secure, and a Secure
+// one is not sent over plain HTTP by other clients; so plain HTTP also
+// gets this one, which is never read over HTTPS, where it could have been
+// planted by a sibling site.
+const plainFlowCookie = "tm_oauth"
+
+func setFlowCookies(w http.ResponseWriter, r *http.Request, v string, maxAge int) {
+	secure := info(r.Context()).secure
+	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: v, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	if !secure {
+		http.SetCookie(w, &http.Cookie{Name: plainFlowCookie, Value: v, Path: "/", MaxAge: maxAge,
+			HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	}
+}
+
+func flowCookieValue(r *http.Request) (string, bool) {
+	names := []string{flowCookie}
+	if !info(r.Context()).secure {
+		names = append(names, plainFlowCookie)
+	}
+	for _, name := range names {
+		if c, err := r.Cookie(name); err == nil && validFlowSecret(c.Value) {
+			return c.Value, true
+		}
+	}
+	return "", false
 }
 
 func validFlowSecret(v string) bool {
@@ -348,10 +378,7 @@ func validFlowSecret(v string) bool {
 }
 
 // endFlow drops the flow cookie: the flow is over.
-func endFlow(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: info(r.Context()).secure, SameSite: http.SameSiteLaxMode})
-}
+func endFlow(w http.ResponseWriter, r *http.Request) { setFlowCookies(w, r, "", -1) }
 
 // csrfToken ties a form to the flow cookie and the auth request: only a
 // page that could read the HttpOnly cookie (none) or that we served to
@@ -371,16 +398,15 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request) (string, *tas
 		s.errorPage(w, r, http.StatusBadRequest, "This form could not be read.")
 		return "", nil, false
 	}
-	c, err := r.Cookie(flowCookie)
+	secret, ok := flowCookieValue(r)
 	id := r.PostForm.Get("id")
-	if err != nil || !validFlowSecret(c.Value) ||
-		!hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(csrfToken(c.Value, id))) {
+	if !ok || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(csrfToken(secret, id))) {
 		s.securityEvent(r, "csrf_refused", "path", r.URL.Path)
 		s.errorPage(w, r, http.StatusForbidden, "This form has expired or did not come from this site.")
 		return "", nil, false
 	}
 	a, ok := s.findAuthRequest(w, r, id)
-	return c.Value, a, ok
+	return secret, a, ok
 }
 
 func (s *Server) findAuthRequest(w http.ResponseWriter, r *http.Request, id string) (*task.AuthRequest, bool) {
