@@ -58,6 +58,22 @@ func (t *Tokens) oauthJWKs() []JWK {
 	return []JWK{{Kty: "RSA", N: n, E: e, Kid: k.ID, Alg: "RS256", Use: "sig"}}
 }
 
+// LooksLikeOAuth reports whether raw starts with the JOSE header the
+// authorization server signs with (alg RS256, our kid, typ JWT, as go-jose
+// writes it), so a resource check can try VerifyOAuth first and skip a
+// parse that cannot succeed. Anything else goes the long way: this only
+// orders the checks, it decides nothing.
+func (t *Tokens) LooksLikeOAuth(raw string) bool {
+	k := t.OAuthKey()
+	if k == nil {
+		return false
+	}
+	t.oauthHeaderOnce.Do(func() {
+		t.oauthHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"`+k.ID+`","typ":"JWT"}`)) + "."
+	})
+	return strings.HasPrefix(raw, t.oauthHeader)
+}
+
 // OAuthToken is a verified OAuth access token (RFC 9068).
 type OAuthToken struct {
 	// Grant is the session the token's grant is; its revocation kills the token.

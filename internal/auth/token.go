@@ -100,8 +100,11 @@ type Tokens struct {
 	parsers map[Kind]*jwt.Parser
 	now     func() time.Time
 	seen    *verified
-	// oauthSeen remembers verified OAuth access tokens (oauthtoken.go).
-	oauthSeen oauthVerified
+	// oauthSeen remembers verified OAuth access tokens, and oauthHeader is
+	// the header their signer writes (oauthtoken.go).
+	oauthSeen       oauthVerified
+	oauthHeaderOnce sync.Once
+	oauthHeader     string
 }
 
 // verifiedMax bounds the access tokens remembered as verified: a few MiB

@@ -38,7 +38,7 @@ type oauthEnv struct {
 	admin *user
 }
 
-func newOAuthEnv(t *testing.T, env map[string]string) *oauthEnv {
+func newOAuthEnv(t testing.TB, env map[string]string) *oauthEnv {
 	t.Helper()
 	if env == nil {
 		env = map[string]string{}
@@ -55,7 +55,7 @@ func newOAuthEnv(t *testing.T, env map[string]string) *oauthEnv {
 	return e.withListener(t)
 }
 
-func (e *testEnv) withListener(t *testing.T) *oauthEnv {
+func (e *testEnv) withListener(t testing.TB) *oauthEnv {
 	ts := httptest.NewServer(e.srv)
 	t.Cleanup(ts.Close)
 	o := &oauthEnv{testEnv: e, base: ts.URL}
@@ -69,7 +69,7 @@ type registered struct {
 	ID           string `json:"id"`
 }
 
-func (o *oauthEnv) register(t *testing.T, body map[string]any) registered {
+func (o *oauthEnv) register(t testing.TB, body map[string]any) registered {
 	t.Helper()
 	base := map[string]any{"name": "Task Importer", "redirect_uris": []string{testRedirect},
 		"grant_types": []string{"authorization_code", "refresh_token"},
@@ -88,7 +88,7 @@ func (o *oauthEnv) config(c registered, scopes ...string) *oauth2.Config {
 
 // browser is a cookie-keeping client that stops at the first redirect
 // leaving the server.
-func (o *oauthEnv) browser(t *testing.T) *http.Client {
+func (o *oauthEnv) browser(t testing.TB) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
 		if !strings.HasPrefix(r.URL.String(), o.base) {
@@ -100,7 +100,7 @@ func (o *oauthEnv) browser(t *testing.T) *http.Client {
 
 var hiddenInput = regexp.MustCompile(`name="(csrf|id)" value="([^"]*)"`)
 
-func formFields(t *testing.T, body string) url.Values {
+func formFields(t testing.TB, body string) url.Values {
 	t.Helper()
 	v := url.Values{}
 	for _, m := range hiddenInput.FindAllStringSubmatch(body, -1) {
@@ -112,7 +112,7 @@ func formFields(t *testing.T, body string) url.Values {
 	return v
 }
 
-func read(t *testing.T, r *http.Response) string {
+func read(t testing.TB, r *http.Response) string {
 	t.Helper()
 	defer r.Body.Close()
 	b, err := io.ReadAll(r.Body)
@@ -124,7 +124,7 @@ func read(t *testing.T, r *http.Response) string {
 
 // signIn drives the sign-in (and, unless remembered, consent) pages from
 // authURL and returns the redirect to the client.
-func (o *oauthEnv) signIn(t *testing.T, b *http.Client, authURL string, u *user) *url.URL {
+func (o *oauthEnv) signIn(t testing.TB, b *http.Client, authURL string, u *user) *url.URL {
 	t.Helper()
 	r, err := b.Get(authURL)
 	if err != nil {
@@ -162,7 +162,7 @@ func (o *oauthEnv) signIn(t *testing.T, b *http.Client, authURL string, u *user)
 }
 
 // codeFlow runs the code flow with PKCE for u and returns the token.
-func (o *oauthEnv) codeFlow(t *testing.T, conf *oauth2.Config, u *user) *oauth2.Token {
+func (o *oauthEnv) codeFlow(t testing.TB, conf *oauth2.Config, u *user) *oauth2.Token {
 	t.Helper()
 	verifier := oauth2.GenerateVerifier()
 	loc := o.signIn(t, o.browser(t), conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier)), u)
@@ -177,7 +177,7 @@ func (o *oauthEnv) codeFlow(t *testing.T, conf *oauth2.Config, u *user) *oauth2.
 	return tok
 }
 
-func (o *oauthEnv) tasksStatus(t *testing.T, access string) int {
+func (o *oauthEnv) tasksStatus(t testing.TB, access string) int {
 	t.Helper()
 	rq, _ := http.NewRequest("GET", o.base+"/api/tasks/", nil)
 	rq.Header.Set("Authorization", "Bearer "+access)
@@ -189,7 +189,7 @@ func (o *oauthEnv) tasksStatus(t *testing.T, access string) int {
 	return r.StatusCode
 }
 
-func (o *oauthEnv) introspect(t *testing.T, c registered, token string) map[string]any {
+func (o *oauthEnv) introspect(t testing.TB, c registered, token string) map[string]any {
 	t.Helper()
 	rq, _ := http.NewRequest("POST", o.base+"/oauth/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
 	rq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
