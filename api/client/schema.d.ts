@@ -3245,6 +3245,7 @@ export interface operations {
         responses: {
             200: components["responses"]["OAuthMetadata"];
             400: components["responses"]["HostNotAllowed"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -3269,6 +3270,7 @@ export interface operations {
         responses: {
             200: components["responses"]["OAuthMetadata"];
             400: components["responses"]["HostNotAllowed"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -3315,6 +3317,7 @@ export interface operations {
             200: components["responses"]["OAuthPage"];
             302: components["responses"]["OAuthRedirect"];
             400: components["responses"]["OAuthErrorPage"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["OAuthErrorPage"];
             503: components["responses"]["OAuthErrorPage"];
@@ -3341,6 +3344,7 @@ export interface operations {
         responses: {
             200: components["responses"]["OAuthPage"];
             400: components["responses"]["OAuthErrorPage"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["OAuthErrorPage"];
             503: components["responses"]["OAuthErrorPage"];
@@ -3372,6 +3376,7 @@ export interface operations {
             400: components["responses"]["OAuthErrorPage"];
             401: components["responses"]["OAuthErrorPage"];
             403: components["responses"]["OAuthErrorPage"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["OAuthErrorPage"];
             500: components["responses"]["OAuthErrorPage"];
             503: components["responses"]["OAuthErrorPage"];
@@ -3401,6 +3406,7 @@ export interface operations {
             302: components["responses"]["OAuthRedirect"];
             400: components["responses"]["OAuthErrorPage"];
             403: components["responses"]["OAuthErrorPage"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["OAuthErrorPage"];
         };
@@ -3444,6 +3450,7 @@ export interface operations {
             };
             400: components["responses"]["OAuthError"];
             401: components["responses"]["OAuthError"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["OAuthError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -3488,6 +3495,7 @@ export interface operations {
             };
             400: components["responses"]["OAuthError"];
             401: components["responses"]["OAuthError"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["OAuthError"];
         };
@@ -3528,6 +3536,7 @@ export interface operations {
             };
             400: components["responses"]["OAuthError"];
             401: components["responses"]["OAuthError"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["OAuthError"];
         };
@@ -3552,6 +3561,7 @@ export interface operations {
             200: components["responses"]["OAuthUserInfo"];
             400: components["responses"]["OAuthError"];
             401: components["responses"]["OAuthError"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["OAuthError"];
         };
@@ -3576,6 +3586,7 @@ export interface operations {
             200: components["responses"]["OAuthUserInfo"];
             400: components["responses"]["OAuthError"];
             401: components["responses"]["OAuthError"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["OAuthError"];
         };

@@ -40,7 +40,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	for _, w := range cfg.Warnings {
 		log.Warn("risky configuration", "warning", w)
 	}
-	if cfg.OAuthRSAKey == nil {
+	if cfg.OAuthRSAKey == nil && !cfg.Production() { // production warned above: the OAuth server is off
 		if cfg.OAuthRSAKey, err = devOAuthKey(devOAuthKeyFile); err != nil {
 			return fmt.Errorf("development OAuth key: %w", err)
 		}

@@ -44,8 +44,9 @@ type Config struct {
 	APIKeyDefaultTTL       time.Duration // expiry of a new API key that names none
 	APIKeyMaxTTL           time.Duration // latest expiry a new API key may ask for
 	// OAuthRSAKey signs OAuth access tokens and ID tokens (RS256), from
-	// OAUTH_RSA_KEY_FILE. Nil in development when unset: serve generates
-	// one under .data/. Production requires it.
+	// OAUTH_RSA_KEY_FILE. Nil when unset: development's serve generates one
+	// under .data/; production never does, and warns that the OAuth
+	// server is off without it.
 	OAuthRSAKey *rsa.PrivateKey
 
 	LogLevel string
@@ -225,9 +226,6 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 }
 
 func (c *Config) checkServe(r *reader) {
-	if c.Production() && c.OAuthRSAKey == nil {
-		r.problem("OAUTH_RSA_KEY_FILE is required when APP_ENV=production: the RSA key that signs OAuth and ID tokens (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072)")
-	}
 	switch {
 	case c.JWTPrivateKey != nil:
 	case len(c.JWTSigningKey) == 0:
@@ -300,6 +298,9 @@ func (c *Config) checkServe(r *reader) {
 // network in clear. The lines never quote a URL: it may hold a password.
 func (c *Config) warnings(getenv func(string) string) []string {
 	var out []string
+	if c.OAuthRSAKey == nil {
+		out = append(out, "OAUTH_RSA_KEY_FILE is unset: production never signs with a generated key, so the OAuth and OpenID Connect server is off (its routes answer 404) until it names an RSA key (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072)")
+	}
 	if u, err := url.Parse(c.RedisURL); c.RedisURL != "" && err == nil && u.Scheme == "redis" && !loopback(u.Hostname()) {
 		out = append(out, "REDIS_URL is plain redis:// to a non-loopback host: rate-limit traffic and the Redis password cross the network unencrypted; use rediss://")
 	}

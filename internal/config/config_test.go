@@ -306,13 +306,13 @@ func TestLoadProductionReportsEveryGuardRail(t *testing.T) {
 		"CORS_ALLOWED_ORIGINS":   "http://app.example.com",
 	}
 	lines := problems(t, e, "serve")
-	for _, name := range []string{"JWT_SIGNING_KEY", "CORS_ALLOW_ALL_ORIGINS", "ALLOWED_HOSTS", "http://app.example.com", "SECURE_SSL_REDIRECT", "OAUTH_RSA_KEY_FILE"} {
+	for _, name := range []string{"JWT_SIGNING_KEY", "CORS_ALLOW_ALL_ORIGINS", "ALLOWED_HOSTS", "http://app.example.com", "SECURE_SSL_REDIRECT"} {
 		if len(linesNaming(lines, name)) == 0 {
 			t.Errorf("no line names %s:\n%s", name, strings.Join(lines, "\n"))
 		}
 	}
-	if len(lines) != 6 {
-		t.Errorf("got %d lines, want 6:\n%s", len(lines), strings.Join(lines, "\n"))
+	if len(lines) != 5 {
+		t.Errorf("got %d lines, want 5:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
 }
 

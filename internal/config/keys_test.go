@@ -179,8 +179,10 @@ func TestLoadOAuthRSAKey(t *testing.T) {
 			}
 		})
 	}
-	lines := problems(t, prodEnv().with("OAUTH_RSA_KEY_FILE", ""), "serve")
-	if len(lines) != 1 || !strings.Contains(lines[0], "OAUTH_RSA_KEY_FILE is required") {
-		t.Fatalf("production without OAUTH_RSA_KEY_FILE: problems = %q", lines)
+	// Production without it starts (the contract's baseline has none) and
+	// says the OAuth server is off.
+	c = mustLoad(t, prodEnv().with("OAUTH_RSA_KEY_FILE", ""), "serve")
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "OAUTH_RSA_KEY_FILE is unset") {
+		t.Fatalf("production without OAUTH_RSA_KEY_FILE: warnings = %q", c.Warnings)
 	}
 }

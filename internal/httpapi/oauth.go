@@ -94,6 +94,19 @@ func (s *Server) issuerOK(iss string) bool {
 	return ok && (scheme == "http" || scheme == "https") && !strings.ContainsAny(host, "/?#@") && s.hostAllowed(host)
 }
 
+// oauthOn serves h while there is an OAuth signing key; without one
+// (production without OAUTH_RSA_KEY_FILE, which config warns of) the
+// authorization server is off and its routes are 404.
+func (s *Server) oauthOn(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.tokens.OAuthKey() == nil {
+			s.error(w, r, task.ErrNotFound)
+			return
+		}
+		h(w, r)
+	}
+}
+
 // serveProvider hands a request to the library. Its router is separate from
 // ours, so it gets a request without our routing state.
 func (o *oauthServer) serveProvider(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,9 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/acme/taskmanager/internal/auth"
+	"github.com/acme/taskmanager/internal/postgres"
 )
 
 // get asks the server for path as a browser would, without following redirects.
@@ -267,8 +270,17 @@ func isOAuthError(err error, code string) bool {
 // the OAuth tokens at once, here and on a second server, for the resource
 // side (no database round trip) and for introspection.
 func TestOAuthRevocationsTakeEffectAtOnce(t *testing.T) {
-	o := newOAuthEnv(t, nil)
-	second := newEnvOn(t, o.db, o.dsn, map[string]string{"ALLOWED_HOSTS": "127.0.0.1,.example.com", "RATE_LIMIT_ANON": "10000/minute"}).withListener(t)
+	// Behind one load balancer both instances are one issuer (PUBLIC_URL).
+	env := map[string]string{"PUBLIC_URL": "http://tm.example.com"}
+	o := newOAuthEnv(t, env)
+	// The second instance shares only the database: its own pool, its own
+	// revocation listener and memory, as another process would have.
+	db2, err := postgres.Open(t.Context(), o.dsn, postgres.Options{TokenTTL: 15*time.Minute + auth.Leeway})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db2.Close)
+	second := newEnvOn(t, db2, o.dsn, env).withListener(t)
 	cases := map[string]func(c registered, u *user, tok *oauth2.Token){
 		"oauth revoke": func(c registered, _ *user, tok *oauth2.Token) {
 			rq, _ := http.NewRequest("POST", o.base+"/oauth/revoke", strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
@@ -314,6 +326,9 @@ func TestOAuthRevocationsTakeEffectAtOnce(t *testing.T) {
 			for _, env := range []*oauthEnv{o, second} {
 				if got := env.tasksStatus(t, tok.AccessToken); got != http.StatusOK {
 					t.Fatalf("before: %d", got)
+				}
+				if got := env.introspect(t, c, tok.AccessToken); got["active"] != true {
+					t.Fatalf("%s: introspection before revocation = %v", env.base, got)
 				}
 			}
 			revoke(c, u, tok)
@@ -562,4 +577,16 @@ func TestOAuthBadInputIsNeverA500(t *testing.T) {
 			t.Errorf("%s %s leaks internals: %.200s", tt.method, tt.path, body)
 		}
 	}
+}
+
+// TestOAuthOffWithoutAKey: production without OAUTH_RSA_KEY_FILE never
+// signs with a generated key; the authorization server is then off.
+func TestOAuthOffWithoutAKey(t *testing.T) {
+	e := newEnv(t, nil, func(d *Deps) { d.Tokens = auth.NewTokens(TokenConfig(loadConfig(t, nil))) })
+	for _, r := range []req{{method: "GET", path: "/.well-known/openid-configuration"}, {method: "GET", path: "/oauth/authorize"},
+		{method: "POST", path: "/oauth/token", body: "grant_type=client_credentials", headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}} {
+		e.do(r).errorCode(http.StatusNotFound, "not_found")
+	}
+	u := e.newUser()
+	e.do(req{method: "GET", path: "/api/tasks/", auth: u.bearer()}).status(http.StatusOK)
 }

@@ -167,8 +167,12 @@ func (o *oauthEnv) codeFlow(t testing.TB, conf *oauth2.Config, u *user) *oauth2.
 	verifier := oauth2.GenerateVerifier()
 	loc := o.signIn(t, o.browser(t), conf.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier)), u)
 	q := loc.Query()
-	if q.Get("state") != "st-1" || q.Get("iss") != o.base || q.Get("code") == "" {
-		t.Fatalf("redirect = %s, want code, state st-1 and iss %s", loc, o.base)
+	iss := o.base
+	if p := o.cfg.PublicURL; p != nil {
+		iss = p.String()
+	}
+	if q.Get("state") != "st-1" || q.Get("iss") != iss || q.Get("code") == "" {
+		t.Fatalf("redirect = %s, want code, state st-1 and iss %s", loc, iss)
 	}
 	tok, err := conf.Exchange(t.Context(), q.Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
