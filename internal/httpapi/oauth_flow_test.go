@@ -590,3 +590,21 @@ func TestOAuthOffWithoutAKey(t *testing.T) {
 	u := e.newUser()
 	e.do(req{method: "GET", path: "/api/tasks/", auth: u.bearer()}).status(http.StatusOK)
 }
+
+// TestOAuthUsesOurCORS: the library's permissive CORS is off; ours
+// answers for the OAuth end points as for every route.
+func TestOAuthUsesOurCORS(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, path := range []string{"/oauth/token", "/.well-known/openid-configuration", "/oauth/userinfo"} {
+		r := e.do(req{method: "OPTIONS", path: path, headers: map[string]string{"Origin": "https://evil.example",
+			"Access-Control-Request-Method": "POST"}})
+		if got := r.Header().Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("OPTIONS %s from an unlisted origin: Access-Control-Allow-Origin %q", path, got)
+		}
+		r = e.do(req{method: "OPTIONS", path: path, headers: map[string]string{"Origin": "http://localhost:3000",
+			"Access-Control-Request-Method": "POST"}})
+		if got := r.Header().Get("Access-Control-Allow-Origin"); got != "http://localhost:3000" {
+			t.Errorf("OPTIONS %s from a listed origin: Access-Control-Allow-Origin %q", path, got)
+		}
+	}
+}
