@@ -41,7 +41,8 @@ CREATE TABLE oauth_auth_requests (
     scopes         text[] NOT NULL,
     response_mode  text NOT NULL DEFAULT '',
     code_challenge text NOT NULL,
-    -- Who signed in, from which browser (a hash of its flow cookie), and
+    -- The browser the request belongs to (a hash of its flow cookie, set
+    -- when it first shows the sign-in page), who signed in there, and
     -- whether they consented: only then may a code be issued.
     user_id        uuid REFERENCES users (id) ON DELETE CASCADE,
     auth_time      timestamptz,

@@ -608,3 +608,64 @@ func TestOAuthUsesOurCORS(t *testing.T) {
 		}
 	}
 }
+
+// TestOAuthRequestBelongsToItsBrowser: a sign-in link opened in another
+// browser (an attacker's request id sent to a victim, or the other way
+// round) is refused, even with a CSRF token that fits that browser's own
+// cookie.
+func TestOAuthRequestBelongsToItsBrowser(t *testing.T) {
+	o := newOAuthEnv(t, nil)
+	c := o.register(t, nil)
+	u := o.newUser()
+	first := o.browser(t)
+	r, err := first.Get(o.base + authorizeQuery(c, testRedirect, "code_challenge", challenge, "code_challenge_method", "S256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := formFields(t, read(t, r)).Get("id")
+	other := o.browser(t)
+	r, err = other.Get(o.base + "/oauth/login?id=" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read(t, r)
+	if r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("the sign-in page of another browser's request: status %d, want 400", r.StatusCode)
+	}
+	var secret string
+	for _, ck := range other.Jar.Cookies(mustURL(t, o.base)) {
+		if ck.Name == plainFlowCookie {
+			secret = ck.Value
+		}
+	}
+	if secret == "" {
+		t.Fatal("the other browser got no flow cookie")
+	}
+	r, err = other.PostForm(o.base+"/oauth/login", url.Values{"csrf": {csrfToken(secret, id)}, "id": {id},
+		"username": {u.username}, "password": {u.password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read(t, r)
+	if r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("signing in to another browser's request: status %d, want 400", r.StatusCode)
+	}
+	// The browser it belongs to still signs in.
+	r, _ = first.Get(o.base + "/oauth/login?id=" + id)
+	f := formFields(t, read(t, r))
+	f.Set("username", u.username)
+	f.Set("password", u.password)
+	if r, err = first.PostForm(o.base+"/oauth/login", f); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("its own browser: %v %v", err, r.StatusCode)
+	}
+	r.Body.Close()
+}
+
+func mustURL(t testing.TB, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

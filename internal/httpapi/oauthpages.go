@@ -455,6 +455,16 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	secret := s.flowSecret(w, r)
+	// The request belongs to the browser that first sees this page: a
+	// link to it opened elsewhere (sent to a victim, say) cannot sign in.
+	if err := s.deps.OAuth.BindAuthRequest(r.Context(), a.ID, auth.HashSecret(secret)); err != nil {
+		if task.ErrorCode(err) == task.ENOTFOUND {
+			s.errorPage(w, r, http.StatusBadRequest, "This sign-in request has expired or was started in another browser.")
+			return
+		}
+		s.errorPage(w, r, http.StatusServiceUnavailable, "Service temporarily unavailable.")
+		return
+	}
 	s.page(w, r, http.StatusOK, "login.html", a.RedirectURI, pageData{Title: "Sign in", App: c.Name,
 		CSRF: csrfToken(secret, id), ID: id})
 }
@@ -501,7 +511,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	info(r.Context()).userID = u.ID.String()
 	browser := auth.HashSecret(secret)
 	if err := s.deps.OAuth.SignInAuthRequest(r.Context(), a.ID, u.ID, s.now(), browser); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "This sign-in request is invalid or has expired.")
+		s.errorPage(w, r, http.StatusBadRequest, "This sign-in request has expired or was started in another browser.")
 		return
 	}
 	s.securityEvent(r, "login_succeeded", "via", "oauth", "client_id", c.ClientID)

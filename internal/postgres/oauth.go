@@ -139,11 +139,27 @@ func (s *OAuthStore) FindAuthRequest(ctx context.Context, id uuid.UUID) (*task.A
 	return a, translate(err, "find auth request")
 }
 
-// SignInAuthRequest records the user who signed in, and in which browser.
-// Signing in again (another account) starts the consent over.
+// BindAuthRequest ties a request to the browser that first shows its
+// sign-in page (the hash of its flow cookie); another browser is refused.
+func (s *OAuthStore) BindAuthRequest(ctx context.Context, id uuid.UUID, browserHash []byte) error {
+	tag, err := s.db.pool.Exec(ctx, `UPDATE oauth_auth_requests SET browser_hash = $2
+		WHERE id = $1 AND expires_at > now() AND code_hash IS NULL AND (browser_hash IS NULL OR browser_hash = $2)`,
+		id, browserHash)
+	if err != nil {
+		return translate(err, "bind auth request")
+	}
+	if tag.RowsAffected() == 0 {
+		return task.ErrNotFound
+	}
+	return nil
+}
+
+// SignInAuthRequest records the user who signed in, in the browser the
+// request is bound to. Signing in again (another account) starts the
+// consent over.
 func (s *OAuthStore) SignInAuthRequest(ctx context.Context, id, userID uuid.UUID, authTime time.Time, browserHash []byte) error {
-	tag, err := s.db.pool.Exec(ctx, `UPDATE oauth_auth_requests SET user_id = $2, auth_time = $3, browser_hash = $4,
-		done = false WHERE id = $1 AND expires_at > now() AND code_hash IS NULL`, id, userID, authTime, browserHash)
+	tag, err := s.db.pool.Exec(ctx, `UPDATE oauth_auth_requests SET user_id = $2, auth_time = $3,
+		done = false WHERE id = $1 AND expires_at > now() AND code_hash IS NULL AND browser_hash = $4`, id, userID, authTime, browserHash)
 	if err != nil {
 		return translate(err, "sign in auth request")
 	}

@@ -112,8 +112,11 @@ type OAuthStore interface {
 	CreateAuthRequest(ctx context.Context, a *AuthRequest) error
 	// FindAuthRequest returns an unexpired request, or ErrNotFound.
 	FindAuthRequest(ctx context.Context, id uuid.UUID) (*AuthRequest, error)
-	// SignInAuthRequest records who signed in, in which browser (the hash
-	// of its flow cookie).
+	// BindAuthRequest ties a request to the browser that first shows its
+	// sign-in page (the hash of its flow cookie): ErrNotFound for another.
+	BindAuthRequest(ctx context.Context, id uuid.UUID, browserHash []byte) error
+	// SignInAuthRequest records who signed in, in the browser the request
+	// is bound to (ErrNotFound from another).
 	SignInAuthRequest(ctx context.Context, id, userID uuid.UUID, authTime time.Time, browserHash []byte) error
 	// ApproveAuthRequest records consent, given in the browser that signed in.
 	ApproveAuthRequest(ctx context.Context, id uuid.UUID, browserHash []byte) error
