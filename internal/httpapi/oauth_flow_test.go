@@ -368,9 +368,16 @@ func TestOAuthClientCredentials(t *testing.T) {
 	if got := o.introspect(t, c, tok.AccessToken); got["active"] != true || got["client_id"] != c.ClientID || got["sub"] != c.ClientID {
 		t.Fatalf("introspection = %v", got)
 	}
-	// A client acting for itself reaches no user's tasks.
+	// A client acting for itself reaches no user's tasks, and is nobody
+	// to userinfo.
 	if got := o.tasksStatus(t, tok.AccessToken); got != http.StatusForbidden {
 		t.Fatalf("GET /api/tasks/ as a client: %d, want 403", got)
+	}
+	rq, _ := http.NewRequest("GET", o.base+"/oauth/userinfo", nil)
+	rq.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	if r, err := http.DefaultClient.Do(rq); err != nil || r.StatusCode != http.StatusUnauthorized ||
+		!strings.Contains(r.Header.Get("WWW-Authenticate"), "invalid_token") {
+		t.Fatalf("userinfo as a client: %v %v, want 401 invalid_token", err, r)
 	}
 	cc.Scopes = []string{"tasks:write"}
 	if _, err := cc.Token(t.Context()); !isOAuthError(err, "invalid_scope") {

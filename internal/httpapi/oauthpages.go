@@ -252,13 +252,19 @@ func (s *Server) serveOAuthJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", jsonCSP)
+	userinfo := strings.HasSuffix(r.URL.Path, "userinfo")
 	switch ct := rec.h.Get("Content-Type"); {
+	case userinfo && rec.status == http.StatusForbidden:
+		// The library answers a token whose grant is gone (or that acts
+		// for no user) 403; RFC 6750 3.1 calls that invalid_token, 401.
+		h.Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="The access token is invalid, expired or revoked."`)
+		s.oauthError(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.")
 	case rec.status >= 500:
 		s.log.ErrorContext(r.Context(), "oauth request failed", "request_id", info(r.Context()).id, "status", rec.status, "body", truncate(rec.body.String(), 500))
 		s.oauthError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
 	case rec.status >= 400 && !strings.HasPrefix(ct, "application/json"):
 		switch {
-		case rec.status == http.StatusUnauthorized && strings.HasSuffix(r.URL.Path, "userinfo"):
+		case rec.status == http.StatusUnauthorized && userinfo:
 			h.Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="The access token is invalid, expired or revoked."`)
 			s.oauthError(w, rec.status, "invalid_token", "The access token is invalid, expired or revoked.")
 		case rec.status == http.StatusUnauthorized:
