@@ -26,13 +26,31 @@ type OAuthKey struct {
 	Key *rsa.PrivateKey
 }
 
-// OAuthKey returns the key OAuth tokens are signed with; nil without one.
-func (t *Tokens) OAuthKey() *OAuthKey {
-	if t.cfg.RSAKey == nil {
-		return nil
-	}
-	return &OAuthKey{ID: RSAThumbprint(&t.cfg.RSAKey.PublicKey), Key: t.cfg.RSAKey}
+// oauthKeys is the OAuth part of the ring, worked out once.
+type oauthKeys struct {
+	signing *OAuthKey
+	public  []OAuthPublicKey
+	header  string // the JOSE header of the signer, base64url, with its dot
 }
+
+func (t *Tokens) oauth() *oauthKeys {
+	t.oauthKeysOnce.Do(func() {
+		if t.cfg.RSAKey == nil {
+			return
+		}
+		k := &OAuthKey{ID: RSAThumbprint(&t.cfg.RSAKey.PublicKey), Key: t.cfg.RSAKey}
+		t.oauthKeys.signing = k
+		t.oauthKeys.public = []OAuthPublicKey{{ID: k.ID, Key: &k.Key.PublicKey}}
+		for _, p := range t.cfg.PreviousRSAKeys {
+			t.oauthKeys.public = append(t.oauthKeys.public, OAuthPublicKey{ID: RSAThumbprint(p), Key: p})
+		}
+		t.oauthKeys.header = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"`+k.ID+`","typ":"JWT"}`)) + "."
+	})
+	return &t.oauthKeys
+}
+
+// OAuthKey returns the key OAuth tokens are signed with; nil without one.
+func (t *Tokens) OAuthKey() *OAuthKey { return t.oauth().signing }
 
 // Audience is the aud of every access token, ours and OAuth ones: this API.
 func (t *Tokens) Audience() string { return t.cfg.Audience }
@@ -49,13 +67,24 @@ func rsaJWK(pub *rsa.PublicKey) (e, n string) {
 		base64.RawURLEncoding.EncodeToString(pub.N.Bytes())
 }
 
+// OAuthPublicKey is a public key that verifies OAuth tokens: the current
+// signing key's, or a previous one's.
+type OAuthPublicKey struct {
+	ID  string
+	Key *rsa.PublicKey
+}
+
+// OAuthPublicKeys returns the keys OAuth tokens are verified with, the
+// signing key's first; none without a signing key.
+func (t *Tokens) OAuthPublicKeys() []OAuthPublicKey { return t.oauth().public }
+
 func (t *Tokens) oauthJWKs() []JWK {
-	k := t.OAuthKey()
-	if k == nil {
-		return []JWK{}
+	out := []JWK{}
+	for _, k := range t.OAuthPublicKeys() {
+		e, n := rsaJWK(k.Key)
+		out = append(out, JWK{Kty: "RSA", N: n, E: e, Kid: k.ID, Alg: "RS256", Use: "sig"})
 	}
-	e, n := rsaJWK(&k.Key.PublicKey)
-	return []JWK{{Kty: "RSA", N: n, E: e, Kid: k.ID, Alg: "RS256", Use: "sig"}}
+	return out
 }
 
 // LooksLikeOAuth reports whether raw starts with the JOSE header the
@@ -64,14 +93,8 @@ func (t *Tokens) oauthJWKs() []JWK {
 // parse that cannot succeed. Anything else goes the long way: this only
 // orders the checks, it decides nothing.
 func (t *Tokens) LooksLikeOAuth(raw string) bool {
-	k := t.OAuthKey()
-	if k == nil {
-		return false
-	}
-	t.oauthHeaderOnce.Do(func() {
-		t.oauthHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"`+k.ID+`","typ":"JWT"}`)) + "."
-	})
-	return strings.HasPrefix(raw, t.oauthHeader)
+	h := t.oauth().header
+	return h != "" && strings.HasPrefix(raw, h)
 }
 
 // OAuthToken is a verified OAuth access token (RFC 9068).
@@ -118,8 +141,7 @@ type oauthClaims struct {
 // none of an ID token. Verified tokens are remembered until they expire,
 // as our own are.
 func (t *Tokens) VerifyOAuth(raw string, issuerOK func(string) bool) (*OAuthToken, error) {
-	k := t.OAuthKey()
-	if k == nil || !compact(raw) {
+	if t.OAuthKey() == nil || !compact(raw) {
 		return nil, ErrInvalidToken
 	}
 	now := t.now()
@@ -135,10 +157,16 @@ func (t *Tokens) VerifyOAuth(raw string, issuerOK func(string) bool) (*OAuthToke
 	var c oauthClaims
 	tok, err := parser.ParseWithClaims(raw, &c, func(tok *jwt.Token) (any, error) {
 		typ, _ := tok.Header["typ"].(string)
-		if kid, _ := tok.Header["kid"].(string); kid != k.ID || (typ != "JWT" && typ != string(Access)) {
+		if typ != "JWT" && typ != string(Access) {
 			return nil, ErrInvalidToken
 		}
-		return &k.Key.PublicKey, nil
+		kid, _ := tok.Header["kid"].(string)
+		for _, pk := range t.OAuthPublicKeys() {
+			if pk.ID == kid {
+				return pk.Key, nil
+			}
+		}
+		return nil, ErrInvalidToken
 	})
 	if errors.Is(err, jwt.ErrTokenExpired) && errors.Is(err, jwt.ErrTokenInvalidClaims) && !errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 		return nil, ErrExpiredToken

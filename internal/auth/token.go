@@ -79,6 +79,8 @@ type TokenConfig struct {
 	// RSAKey signs OAuth access tokens and ID tokens (RS256); its public
 	// key joins the JWKS. Nil: no OAuth tokens are accepted.
 	RSAKey *rsa.PrivateKey
+	// PreviousRSAKeys only verify OAuth tokens, after a rotation.
+	PreviousRSAKeys []*rsa.PublicKey
 }
 
 // ringKey is one key of the ring, bound to its one algorithm.
@@ -100,11 +102,12 @@ type Tokens struct {
 	parsers map[Kind]*jwt.Parser
 	now     func() time.Time
 	seen    *verified
-	// oauthSeen remembers verified OAuth access tokens, and oauthHeader is
-	// the header their signer writes (oauthtoken.go).
-	oauthSeen       oauthVerified
-	oauthHeaderOnce sync.Once
-	oauthHeader     string
+	// oauthSeen remembers verified OAuth access tokens; oauthKeys are the
+	// keys that verify them and the header their signer writes, worked
+	// out once (oauthtoken.go).
+	oauthSeen     oauthVerified
+	oauthKeysOnce sync.Once
+	oauthKeys     oauthKeys
 }
 
 // verifiedMax bounds the access tokens remembered as verified: a few MiB

@@ -48,6 +48,9 @@ type Config struct {
 	// under .data/; production never does, and warns that the OAuth
 	// server is off without it.
 	OAuthRSAKey *rsa.PrivateKey
+	// OAuthPreviousRSAKeys verify OAuth tokens signed before a rotation
+	// (OAUTH_PREVIOUS_RSA_KEY_FILES) and stay in the JWKS; they never sign.
+	OAuthPreviousRSAKeys []*rsa.PublicKey
 
 	LogLevel string
 	LogFile  string
@@ -194,6 +197,11 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 	}
 	if path := r.str("OAUTH_RSA_KEY_FILE", ""); path != "" {
 		c.OAuthRSAKey = r.rsaKey("OAUTH_RSA_KEY_FILE", path)
+	}
+	for _, path := range r.list("OAUTH_PREVIOUS_RSA_KEY_FILES") {
+		if k := r.rsaPublicKey("OAUTH_PREVIOUS_RSA_KEY_FILES", path); k != nil {
+			c.OAuthPreviousRSAKeys = append(c.OAuthPreviousRSAKeys, k)
+		}
 	}
 	for _, path := range r.list("JWT_PREVIOUS_PUBLIC_KEY_FILES") {
 		if k := r.publicKey("JWT_PREVIOUS_PUBLIC_KEY_FILES", path); k != nil {
@@ -615,6 +623,26 @@ func (r *reader) rsaKey(name, path string) *rsa.PrivateKey {
 		return nil
 	}
 	return k
+}
+
+// rsaPublicKey reads a former OAuth key: its public half (PKIX), or the
+// old private key file itself.
+func (r *reader) rsaPublicKey(name, path string) *rsa.PublicKey {
+	der := r.pemBlock(name, path)
+	if der == nil {
+		return nil
+	}
+	if key, err := x509.ParsePKIXPublicKey(der); err == nil {
+		if k, ok := key.(*rsa.PublicKey); ok && k.N.BitLen() >= minRSABits {
+			return k
+		}
+	} else if k := r.rsaKey(name, path); k != nil {
+		return &k.PublicKey
+	} else {
+		return nil // rsaKey said why
+	}
+	r.problem(fmt.Sprintf("%s: %s is not an RSA key of at least %d bits", name, path, minRSABits))
+	return nil
 }
 
 func (r *reader) publicKey(name, path string) ed25519.PublicKey {

@@ -179,6 +179,20 @@ func TestLoadOAuthRSAKey(t *testing.T) {
 			}
 		})
 	}
+	// Former keys: a public half, or the old private key file itself.
+	big, _ := rsa.GenerateKey(rand.Reader, 2048)
+	pkix, _ := x509.MarshalPKIXPublicKey(&big.PublicKey)
+	pub := writeFile(t, dir, "old.pub.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pkix}))
+	c = mustLoad(t, devEnv().with("OAUTH_PREVIOUS_RSA_KEY_FILES", pub+","+rsaKeyFile), "serve")
+	if len(c.OAuthPreviousRSAKeys) != 2 || !c.OAuthPreviousRSAKeys[0].Equal(&big.PublicKey) {
+		t.Fatalf("OAuthPreviousRSAKeys = %v, want the keys of both files", c.OAuthPreviousRSAKeys)
+	}
+	_, edPub, _ := keyFiles(t, 5)
+	if lines := problems(t, devEnv().with("OAUTH_PREVIOUS_RSA_KEY_FILES", edPub), "serve"); len(lines) != 1 ||
+		!strings.Contains(lines[0], "OAUTH_PREVIOUS_RSA_KEY_FILES") {
+		t.Fatalf("an Ed25519 key as a previous OAuth key: problems = %q", lines)
+	}
+
 	// Production without it starts (the contract's baseline has none) and
 	// says the OAuth server is off.
 	c = mustLoad(t, prodEnv().with("OAUTH_RSA_KEY_FILE", ""), "serve")

@@ -82,5 +82,6 @@ func TokenConfig(c *config.Config) auth.TokenConfig {
 		RefreshTTL:         c.RefreshTokenTTL,
 		SessionMaxAge:      c.SessionMaxAge,
 		RSAKey:             c.OAuthRSAKey,
+		PreviousRSAKeys:    c.OAuthPreviousRSAKeys,
 	}
 }

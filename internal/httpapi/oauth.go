@@ -224,12 +224,12 @@ func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.R
 func (k signingKey) Key() any                                    { return k.k.Key }
 func (k signingKey) ID() string                                  { return k.k.ID }
 
-type publicKey struct{ k *auth.OAuthKey }
+type publicKey struct{ k auth.OAuthPublicKey }
 
 func (k publicKey) ID() string                         { return k.k.ID }
 func (k publicKey) Algorithm() jose.SignatureAlgorithm { return jose.RS256 }
 func (k publicKey) Use() string                        { return "sig" }
-func (k publicKey) Key() any                           { return &k.k.Key.PublicKey }
+func (k publicKey) Key() any                           { return k.k.Key }
 
 // oauthStorage implements op.Storage (and client credentials) on our store.
 type oauthStorage struct{ s *Server }
@@ -537,12 +537,14 @@ func (st *oauthStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAl
 	return []jose.SignatureAlgorithm{jose.RS256}, nil
 }
 
+// KeySet is what the library verifies OAuth tokens with (introspection,
+// userinfo, revocation): the signing key and the previous ones.
 func (st *oauthStorage) KeySet(context.Context) ([]op.Key, error) {
-	k := st.s.tokens.OAuthKey()
-	if k == nil {
-		return nil, nil
+	var out []op.Key
+	for _, k := range st.s.tokens.OAuthPublicKeys() {
+		out = append(out, publicKey{k})
 	}
-	return []op.Key{publicKey{k}}, nil
+	return out, nil
 }
 
 // setUserinfo fills the claims scopes allow of the user.

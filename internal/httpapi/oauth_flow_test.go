@@ -2,9 +2,15 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -675,4 +681,47 @@ func mustURL(t testing.TB, raw string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestOAuthKeyRotation: after the signing key changes, a token of the old
+// key still works (resource side and introspection) while the old key is
+// listed in OAUTH_PREVIOUS_RSA_KEY_FILES, and the JWKS publishes both;
+// without it the token is refused.
+func TestOAuthKeyRotation(t *testing.T) {
+	env := map[string]string{"PUBLIC_URL": "http://tm.example.com"}
+	o := newOAuthEnv(t, env)
+	c := o.register(t, nil)
+	tok := o.codeFlow(t, o.config(c, "tasks:read"), o.newUser())
+
+	oldPub := filepath.Join(t.TempDir(), "old.pem")
+	der, _ := x509.MarshalPKIXPublicKey(&testRSAKey().PublicKey)
+	if err := os.WriteFile(oldPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := rsa.GenerateKey(rand.Reader, 2048)
+	withKey := func(previous bool) func(*Deps) {
+		return func(d *Deps) {
+			cfg := loadConfig(t, env)
+			if previous {
+				cfg = loadConfig(t, map[string]string{"PUBLIC_URL": env["PUBLIC_URL"], "OAUTH_PREVIOUS_RSA_KEY_FILES": oldPub})
+			}
+			cfg.OAuthRSAKey = next
+			d.Tokens = auth.NewTokens(TokenConfig(cfg))
+		}
+	}
+	rotated := newEnvOn(t, o.db, o.dsn, env, withKey(true)).withListener(t)
+	if got := rotated.tasksStatus(t, tok.AccessToken); got != http.StatusOK {
+		t.Fatalf("a token of the previous key after the rotation: %d", got)
+	}
+	if got := rotated.introspect(t, c, tok.AccessToken); got["active"] != true {
+		t.Fatalf("introspection of a token of the previous key: %v", got)
+	}
+	jwks := decodeAs[struct{ Keys []auth.JWK }](rotated.do(req{method: "GET", path: "/.well-known/jwks.json"}).status(http.StatusOK))
+	if len(jwks.Keys) != 2 || jwks.Keys[0].Kid != auth.RSAThumbprint(&next.PublicKey) || jwks.Keys[1].Kid != auth.RSAThumbprint(&testRSAKey().PublicKey) {
+		t.Fatalf("jwks after the rotation = %+v, want the new key, then the old", jwks.Keys)
+	}
+	retired := newEnvOn(t, o.db, o.dsn, env, withKey(false)).withListener(t)
+	if got := retired.tasksStatus(t, tok.AccessToken); got != http.StatusUnauthorized {
+		t.Fatalf("a token of a retired key: %d, want 401", got)
+	}
 }
