@@ -703,8 +703,10 @@ export interface paths {
          *     the sign-in page: no script, `Content-Security-Policy:
          *     default-src 'none'; style-src 'self'; frame-ancestors 'none';
          *     form-action 'self' <origin of redirect_uri>`, and a short-lived
-         *     `__Host-tm_oauth` cookie (HttpOnly, SameSite=Lax, Secure over HTTPS)
-         *     that ties the flow's forms to this browser.
+         *     `__Host-tm_oauth` cookie (HttpOnly, SameSite=Lax, Secure over HTTPS;
+         *     plain-HTTP development also gets an unprefixed `tm_oauth` twin,
+         *     which browsers that enforce the prefix need and HTTPS never reads)
+         *     that ties the flow's forms, and the request, to this browser.
          */
         get: operations["authorize"];
         put?: never;
