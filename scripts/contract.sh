@@ -49,6 +49,21 @@ log "portman: api/openapi.yaml -> $COLLECTION"
 		--baseUrl '{{baseUrl}}' --output "$COLLECTION" \
 		--logAssignVariables false >"$TMP_DIR/portman.log" 2>&1
 ) || { cat "$TMP_DIR/portman.log" >&2; die "portman could not generate the collection"; }
+# Two things Portman has no setting for: the OAuth consent answers with the redirect to
+# the client, carrying the code, and that request must not follow it, so that its
+# Location is kept for the token request after it; and the optional fields of a form
+# body that the config gives values to (the code, the verifier...) must be sent.
+node -e '
+const fs = require("fs"), file = process.argv[1], c = JSON.parse(fs.readFileSync(file));
+const walk = (items) => items.forEach((it) => {
+	if (it.item) { return walk(it.item); }
+	const path = (it.request.url.path || []).join("/");
+	if (it.request.method === "POST" && path === "oauth/consent") { it.protocolProfileBehavior = { followRedirects: false }; }
+	const body = it.request.body;
+	if (body && body.mode === "urlencoded") { body.urlencoded.forEach((f) => { if (f.value !== "") { f.disabled = false; } }); }
+});
+walk(c.item);
+fs.writeFileSync(file, JSON.stringify(c, null, 2));' "$COLLECTION"
 
 log "go build -o bin/taskmanager ./cmd/taskmanager"
 go build -o bin/taskmanager ./cmd/taskmanager

@@ -690,6 +690,472 @@ export interface paths {
         patch: operations["updateUser"];
         trace?: never;
     };
+    "/.well-known/openid-configuration": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * OpenID Connect discovery
+         * @description The authorization server's metadata (OpenID Connect Discovery 1.0),
+         *     the same document as `/.well-known/oauth-authorization-server`.
+         *     The issuer is `PUBLIC_URL` when set, else the allowed `Host` of the
+         *     request. Throttled like anonymous requests.
+         */
+        get: operations["getOpenIDConfiguration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/.well-known/oauth-authorization-server": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * OAuth 2.0 authorization server metadata (RFC 8414)
+         * @description The same document as `/.well-known/openid-configuration`: PKCE
+         *     `S256` only, the `authorization_code`, `refresh_token` and
+         *     `client_credentials` grants (no implicit, no password), and `iss` in
+         *     every authorization response (RFC 9207).
+         */
+        get: operations["getAuthorizationServerMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/authorize": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Start the authorization code flow
+         * @description OAuth 2.1 authorization request, code flow only. `client_id` must be
+         *     a registered client and `redirect_uri` one of its redirect URIs,
+         *     exactly; a loopback URI (`http://127.0.0.1` or `http://[::1]`)
+         *     matches on any port (RFC 8252). Otherwise the answer is a `400`
+         *     error page and no redirect, ever. Every other problem (a missing or
+         *     `plain` PKCE challenge, a response type other than `code`, a scope
+         *     the client may not ask for) is redirected to the checked
+         *     `redirect_uri` with `error`, `state` and `iss`. A good request shows
+         *     the sign-in page: no script, `Content-Security-Policy:
+         *     default-src 'none'; style-src 'self'; frame-ancestors 'none';
+         *     form-action 'self' <origin of redirect_uri>`, and a short-lived
+         *     `__Host-tm_oauth` cookie (HttpOnly, SameSite=Lax, Secure over HTTPS;
+         *     plain-HTTP development also gets an unprefixed `tm_oauth` twin,
+         *     which browsers that enforce the prefix need and HTTPS never reads)
+         *     that ties the flow's forms, and the request, to this browser.
+         */
+        get: operations["authorize"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/login": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The sign-in page of a flow, again
+         * @description What `GET /oauth/authorize` showed, for the authorization request `id`.
+         */
+        get: operations["getSignInPage"];
+        put?: never;
+        /**
+         * Sign in to an authorization request
+         * @description The sign-in form. Its CSRF token, tied to the flow cookie, is checked
+         *     before any other field: without both, `403`. Then the same password
+         *     check, failed-login limits and security events as `POST /api/token/`
+         *     (an address locked out there is locked out here, and the other way
+         *     round). Next comes the consent page, naming the application and
+         *     what each scope allows; a consent given before for this client and
+         *     scope set skips it, and the answer is the redirect to the client.
+         */
+        post: operations["signIn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/consent": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Allow or deny an application
+         * @description The consent form, from the browser that signed in (CSRF token and
+         *     flow cookie checked first). `allow` is remembered for this client
+         *     and scope set and sends the browser to the client with `code`,
+         *     `state` and `iss`; `deny` sends `error=access_denied`.
+         */
+        post: operations["consent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/token": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Token endpoint
+         * @description Grants: `authorization_code` with the PKCE `code_verifier` (a code
+         *     lives 60 s, works once, for its client and `redirect_uri` only; a
+         *     second use revokes what the first issued), `refresh_token`
+         *     (rotated; presenting a used one revokes the whole family and logs
+         *     `token_reuse_detected`) and `client_credentials` (confidential
+         *     clients; the token acts for the client, within its registered task
+         *     scopes, and reaches no user's tasks). No implicit and no password
+         *     grant. Confidential clients authenticate with HTTP Basic or
+         *     `client_id` and `client_secret` in the form; public clients send
+         *     `client_id`. Access tokens are RS256 JWTs (RFC 9068) verifiable from
+         *     `/.well-known/jwks.json`; `openid` adds an ID token,
+         *     `offline_access` a refresh token. Errors are RFC 6749 JSON.
+         */
+        post: operations["oauthToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/introspect": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Token introspection (RFC 7662)
+         * @description Client authentication required. `{"active": false}` for anything
+         *     expired, revoked (it asks the database, so a revocation on any
+         *     instance shows at once), malformed or issued to another client.
+         */
+        post: operations["introspectToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/revoke": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Token revocation (RFC 7009)
+         * @description Revokes the grant of an access or refresh token of the calling
+         *     client: its access and refresh tokens stop working at once on every
+         *     instance. An unknown token, or another client's, is answered `200`
+         *     too and left alone.
+         */
+        post: operations["revokeToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/userinfo": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * OpenID Connect UserInfo
+         * @description The signed-in user's claims for an OAuth access token with `openid`:
+         *     `sub`, and `preferred_username` and `name` with `profile`, `email`
+         *     with `email`.
+         */
+        get: operations["userinfo"];
+        put?: never;
+        /**
+         * OpenID Connect UserInfo (POST)
+         * @description As `GET /oauth/userinfo`.
+         */
+        post: operations["userinfoPost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/assets/style.css": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The sign-in pages' stylesheet
+         * @description The one stylesheet of the sign-in and consent pages (their CSP allows `style-src 'self'`).
+         */
+        get: operations["getPageStylesheet"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/oauth/clients/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List OAuth clients
+         * @description The registered clients, newest first, paginated like tasks. No secrets. Admins only.
+         */
+        get: operations["listOAuthClients"];
+        put?: never;
+        /**
+         * Register an OAuth client
+         * @description Registers an application. A confidential client (the default) gets
+         *     a `client_secret`, shown in this answer only and stored as a hash; a
+         *     public client (a native or browser app) has none and must use PKCE,
+         *     as every client must. Redirect URIs are `https`, `http` on
+         *     `127.0.0.1` or `[::1]` (any port matches, RFC 8252), or an app's own
+         *     reverse-DNS scheme. `refresh_token` needs `authorization_code`;
+         *     `client_credentials` needs a confidential client. Admins only.
+         */
+        post: operations["createOAuthClient"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/oauth/clients/{id}/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path: {
+                /**
+                 * @description The client's `id` (or its `client_id`).
+                 * @example 8031e067-29b1-49b3-b331-9f9b32c6d1c4
+                 */
+                id: components["parameters"]["OAuthClientRef"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an OAuth client
+         * @description Every token it was issued stops working at once, on every instance; its consents go too. Admins only.
+         */
+        delete: operations["deleteOAuthClient"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/authorizations/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Applications you let act for you
+         * @description Your consents, per client and scope set, newest first. Needs a Bearer token from `POST /api/token/`.
+         */
+        get: operations["listAuthorizations"];
+        put?: never;
+        post?: never;
+        /**
+         * Withdraw every application's access
+         * @description Forgets every consent; every application's tokens for you stop working at once.
+         */
+        delete: operations["withdrawAllAuthorizations"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/authorizations/{id}/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path: {
+                /**
+                 * @description The application's `client_id`.
+                 * @example tmc_8h3kq2m4n5p6r7s8t9v2w3x4y5
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Withdraw one application's access
+         * @description Forgets your consents to this client; its tokens for you (access and
+         *     refresh) stop working at once. An unknown client is `404`.
+         */
+        delete: operations["withdrawAuthorization"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/.well-known/jwks.json": {
         parameters: {
             query?: never;
@@ -1048,7 +1514,7 @@ export interface components {
          * @description The kind of a security event, as in the `event` field of the security log lines.
          * @enum {string}
          */
-        SecurityEventName: "user_registered" | "login_succeeded" | "login_failed" | "current_password_failed" | "token_reuse_detected" | "session_revoked" | "password_changed" | "key_created" | "key_revoked" | "throttled" | "permission_denied" | "user_updated";
+        SecurityEventName: "user_registered" | "login_succeeded" | "login_failed" | "current_password_failed" | "token_reuse_detected" | "session_revoked" | "password_changed" | "key_created" | "key_revoked" | "throttled" | "permission_denied" | "user_updated" | "oauth_client_created" | "oauth_client_deleted" | "oauth_consent_granted" | "oauth_consent_withdrawn" | "csrf_refused";
         /**
          * @description One security event. `user_id` and `username` name the user the event
          *     is about (the account a failed login tried, the owner of a reused
@@ -1173,6 +1639,152 @@ export interface components {
         HealthStatus: {
             /** @constant */
             status: "ok";
+        };
+        /** @enum {string} */
+        OAuthScope: "tasks:read" | "tasks:write" | "openid" | "profile" | "email" | "offline_access";
+        /** @description A registered OAuth client. Its secret, if any, is never shown again. */
+        OAuthClient: {
+            /** Format: uuid */
+            id: string;
+            /** @example tmc_8h3kq2m4n5p6r7s8t9v2w3x4y5 */
+            client_id: string;
+            name: string;
+            redirect_uris: string[];
+            grant_types: ("authorization_code" | "refresh_token" | "client_credentials")[];
+            scopes: components["schemas"]["OAuthScope"][];
+            confidential: boolean;
+            /** Format: date-time */
+            created_at: string;
+        };
+        OAuthClientCreated: components["schemas"]["OAuthClient"] & {
+            /**
+             * @description Only for a confidential client, in this answer only.
+             * @example tms_2W52U5G2DYKYDBAWJ66AATR4B3I6F2EDLEQ7TDACUDACMYO5GOOD
+             */
+            client_secret?: string;
+        };
+        OAuthClientCreate: {
+            name: string;
+            /** @description Needed by, and only for, the authorization code grant. */
+            redirect_uris?: string[];
+            grant_types: ("authorization_code" | "refresh_token" | "client_credentials")[];
+            scopes: components["schemas"]["OAuthScope"][];
+            /** @default true */
+            confidential: boolean;
+        };
+        OAuthClientPage: {
+            results: components["schemas"]["OAuthClient"][];
+            next: components["schemas"]["PageLink"];
+            previous: components["schemas"]["PageLink"];
+        };
+        OAuthConsent: {
+            client_id: string;
+            name: string;
+            scopes: components["schemas"]["OAuthScope"][];
+            /** Format: date-time */
+            created_at: string;
+        };
+        OAuthConsentPage: {
+            results: components["schemas"]["OAuthConsent"][];
+            next: components["schemas"]["PageLink"];
+            previous: components["schemas"]["PageLink"];
+        };
+        OAuthSignInForm: {
+            /** @description The page's CSRF token. */
+            csrf: string;
+            /**
+             * Format: uuid
+             * @description The authorization request.
+             */
+            id: string;
+            username: string;
+            /** Format: password */
+            password: string;
+        };
+        OAuthConsentForm: {
+            csrf: string;
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            decision: "allow" | "deny";
+        };
+        OAuthTokenRequest: {
+            /** @enum {string} */
+            grant_type: "authorization_code" | "refresh_token" | "client_credentials";
+            code?: string;
+            redirect_uri?: string;
+            code_verifier?: string;
+            refresh_token?: string;
+            scope?: string;
+            client_id?: string;
+            /** Format: password */
+            client_secret?: string;
+        };
+        OAuthTokenResponse: {
+            /** @description An RS256 JWT (RFC 9068). */
+            access_token: string;
+            /** @enum {string} */
+            token_type: "Bearer";
+            expires_in: number;
+            /** @description With `offline_access`: opaque, rotated on every use. */
+            refresh_token?: string;
+            /** @description With `openid`. */
+            id_token?: string;
+            scope?: string;
+        };
+        OAuthTokenForm: {
+            token: string;
+            /** @enum {string} */
+            token_type_hint?: "access_token" | "refresh_token";
+            client_id?: string;
+            /** Format: password */
+            client_secret?: string;
+        };
+        OAuthIntrospection: {
+            active: boolean;
+            scope?: string;
+            client_id?: string;
+            token_type?: string;
+            sub?: string;
+            username?: string;
+            aud?: string | string[];
+            jti?: string;
+            exp?: number;
+            iat?: number;
+        };
+        OAuthUserInfo: {
+            sub: string;
+            preferred_username?: string;
+            name?: string;
+            email?: string;
+            email_verified?: boolean;
+        };
+        /** @description An RFC 6749 error, the shape of every error under `/oauth/` but the pages. */
+        OAuthError: {
+            /** @example invalid_grant */
+            error: string;
+            error_description?: string;
+        };
+        OAuthMetadata: {
+            /** Format: uri */
+            issuer: string;
+            /** Format: uri */
+            authorization_endpoint: string;
+            /** Format: uri */
+            token_endpoint: string;
+            /** Format: uri */
+            introspection_endpoint?: string;
+            /** Format: uri */
+            revocation_endpoint?: string;
+            /** Format: uri */
+            userinfo_endpoint?: string;
+            /** Format: uri */
+            jwks_uri: string;
+            response_types_supported: string[];
+            grant_types_supported: string[];
+            code_challenge_methods_supported: "S256"[];
+            authorization_response_iss_parameter_supported: boolean;
+            scopes_supported?: string[];
         };
         /**
          * @description | status | code |
@@ -1395,6 +2007,80 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description The authorization server's metadata. */
+        OAuthMetadata: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                RateLimit: components["headers"]["RateLimit"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OAuthMetadata"];
+            };
+        };
+        /** @description A server-rendered page (sign-in or consent) with a CSRF-protected form. */
+        OAuthPage: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                "Cache-Control": components["headers"]["Cache-Control"];
+                [name: string]: unknown;
+            };
+            content: {
+                "text/html": string;
+            };
+        };
+        /** @description An error page; nothing is redirected to the client. It never echoes raw input. */
+        OAuthErrorPage: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                [name: string]: unknown;
+            };
+            content: {
+                "text/html": string;
+            };
+        };
+        /**
+         * @description The authorization response: to the client's checked `redirect_uri`
+         *     with `code` (or `error` and `error_description`), `state` and `iss`.
+         */
+        OAuthRedirect: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                /** @description The client's redirect URI with the response in its query. */
+                Location?: string;
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description An RFC 6749 error (`invalid_request`, `invalid_client` with 401, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_token`, `server_error`). */
+        OAuthError: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OAuthError"];
+            };
+        };
+        /** @description The user's claims. */
+        OAuthUserInfo: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                RateLimit: components["headers"]["RateLimit"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["OAuthUserInfo"];
+            };
+        };
         /**
          * @description `method_not_allowed`: the path exists but not with this method. Sent
          *     for any method a path does not list; `Allow` names those it does.
@@ -1557,6 +2243,11 @@ export interface components {
          * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
          */
         IdempotencyKey: string;
+        /**
+         * @description The client's `id` (or its `client_id`).
+         * @example 8031e067-29b1-49b3-b331-9f9b32c6d1c4
+         */
+        OAuthClientRef: string;
         /**
          * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
          *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
@@ -2846,6 +3537,627 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getOpenIDConfiguration: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["OAuthMetadata"];
+            400: components["responses"]["HostNotAllowed"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAuthorizationServerMetadata: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["OAuthMetadata"];
+            400: components["responses"]["HostNotAllowed"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    authorize: {
+        parameters: {
+            query: {
+                response_type: "code";
+                /** @example tmc_8h3kq2m4n5p6r7s8t9v2w3x4y5 */
+                client_id: string;
+                /** @example http://127.0.0.1:8765/callback */
+                redirect_uri: string;
+                /**
+                 * @description Space-separated scopes, each registered for the client.
+                 * @example tasks:read openid
+                 */
+                scope: string;
+                /** @example af0ifjsldkj */
+                state?: string;
+                /**
+                 * @description The base64url SHA-256 of the PKCE code verifier (RFC 7636).
+                 * @example E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM
+                 */
+                code_challenge: string;
+                code_challenge_method: "S256";
+                nonce?: string;
+                response_mode?: "query";
+            };
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["OAuthPage"];
+            302: components["responses"]["OAuthRedirect"];
+            400: components["responses"]["OAuthErrorPage"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["OAuthErrorPage"];
+            503: components["responses"]["OAuthErrorPage"];
+        };
+    };
+    getSignInPage: {
+        parameters: {
+            query: {
+                id: string;
+            };
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["OAuthPage"];
+            400: components["responses"]["OAuthErrorPage"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["OAuthErrorPage"];
+            503: components["responses"]["OAuthErrorPage"];
+        };
+    };
+    signIn: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuthSignInForm"];
+            };
+        };
+        responses: {
+            200: components["responses"]["OAuthPage"];
+            302: components["responses"]["OAuthRedirect"];
+            400: components["responses"]["OAuthErrorPage"];
+            401: components["responses"]["OAuthErrorPage"];
+            403: components["responses"]["OAuthErrorPage"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["OAuthErrorPage"];
+            500: components["responses"]["OAuthErrorPage"];
+            503: components["responses"]["OAuthErrorPage"];
+        };
+    };
+    consent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuthConsentForm"];
+            };
+        };
+        responses: {
+            302: components["responses"]["OAuthRedirect"];
+            400: components["responses"]["OAuthErrorPage"];
+            403: components["responses"]["OAuthErrorPage"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["OAuthErrorPage"];
+        };
+    };
+    oauthToken: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuthTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The tokens. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthTokenResponse"];
+                };
+            };
+            400: components["responses"]["OAuthError"];
+            401: components["responses"]["OAuthError"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["OAuthError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    introspectToken: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuthTokenForm"];
+            };
+        };
+        responses: {
+            /** @description What the token is, if active. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthIntrospection"];
+                };
+            };
+            400: components["responses"]["OAuthError"];
+            401: components["responses"]["OAuthError"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["OAuthError"];
+        };
+    };
+    revokeToken: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuthTokenForm"];
+            };
+        };
+        responses: {
+            /** @description Revoked (or nothing to revoke); no body. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["OAuthError"];
+            401: components["responses"]["OAuthError"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["OAuthError"];
+        };
+    };
+    userinfo: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["OAuthUserInfo"];
+            400: components["responses"]["OAuthError"];
+            401: components["responses"]["OAuthError"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["OAuthError"];
+        };
+    };
+    userinfoPost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["OAuthUserInfo"];
+            400: components["responses"]["OAuthError"];
+            401: components["responses"]["OAuthError"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["OAuthError"];
+        };
+    };
+    getPageStylesheet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stylesheet. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/css": string;
+                };
+            };
+            400: components["responses"]["HostNotAllowed"];
+            429: components["responses"]["TooManyRequests"];
+        };
+    };
+    listOAuthClients: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size. Outside 1 to 100 is a `400` field error on `limit`.
+                 * @example 20
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description Opaque position taken from a `next` or `previous` link; never build
+                 *     one. A cursor the server did not issue is a `400`.
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of clients. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthClientPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createOAuthClient: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OAuthClientCreate"];
+            };
+        };
+        responses: {
+            /** @description The client, with its secret shown this once. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    Location: components["headers"]["Location"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthClientCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteOAuthClient: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path: {
+                /**
+                 * @description The client's `id` (or its `client_id`).
+                 * @example 8031e067-29b1-49b3-b331-9f9b32c6d1c4
+                 */
+                id: components["parameters"]["OAuthClientRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequestHeaders"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listAuthorizations: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Your consents. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthConsentPage"];
+                };
+            };
+            400: components["responses"]["BadRequestHeaders"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    withdrawAllAuthorizations: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequestHeaders"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    withdrawAuthorization: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path: {
+                /**
+                 * @description The application's `client_id`.
+                 * @example tmc_8h3kq2m4n5p6r7s8t9v2w3x4y5
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequestHeaders"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];

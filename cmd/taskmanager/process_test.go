@@ -71,6 +71,7 @@ func startProcess(t *testing.T, env map[string]string) *process {
 	var cmd *exec.Cmd
 	addr := serveOnFreePort(t, env, func(env map[string]string) (<-chan struct{}, func() string) {
 		cmd = exec.Command(binary(t), "serve")
+		cmd.Dir = t.TempDir() // where development keeps its generated OAuth key
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 		for k, v := range env {
 			cmd.Env = append(cmd.Env, k+"="+v)

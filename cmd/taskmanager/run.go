@@ -22,6 +22,7 @@ commands:
   serve        serve the API (configuration from the environment)
   migrate      apply database migrations
   createuser   create a user: --username NAME [--email ADDR] [--admin]; password from the prompt or stdin
+  createclient register an OAuth client: --name NAME [--redirect-uri URI]... [--grant G]... [--scope S]... [--public]
   check        validate the configuration for serve and exit
   version      print the version
 
@@ -47,6 +48,14 @@ Creates a user in DATABASE_URL, e.g. the first administrator when registration
 is off. The password is asked for twice on a terminal, or read as one line from
 standard input (printf '%s\n' "$PASSWORD" | taskmanager createuser ...); it is
 never taken from a flag, where ps and shell history would show it.
+
+flags:`,
+	"createclient": `usage: taskmanager createclient --name NAME [--redirect-uri URI]... [--grant GRANT]... [--scope SCOPE]... [--public]
+
+Registers an OAuth client in DATABASE_URL, as an administrator's POST
+/api/admin/oauth/clients/ does, and prints its client_id and, for a
+confidential client (the default), its client_secret: shown this once, only
+its hash is stored. Lists may also be given comma-separated.
 
 flags:`,
 	"check": `usage: taskmanager check
@@ -92,7 +101,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return usageError{errors.New("missing command")}
 	}
 	cmd, rest := args[1], args[2:]
-	if _, known := usages[cmd]; known && cmd != "createuser" {
+	if _, known := usages[cmd]; known && cmd != "createuser" && cmd != "createclient" {
 		// The commands without flags still answer --help, and refuse
 		// anything else rather than ignore it.
 		if err := parseFlags(flag.NewFlagSet(cmd, flag.ContinueOnError), rest, stdout, stderr); err != nil {
@@ -106,6 +115,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return migrate(ctx, getenv, stdout, stderr)
 	case "createuser":
 		return createUser(ctx, rest, getenv, stdin, stdout, stderr)
+	case "createclient":
+		return createClient(ctx, rest, getenv, stdout, stderr)
 	case "check":
 		return check(getenv, stdout, stderr)
 	case "version", "--version", "-v":
@@ -129,9 +140,12 @@ func help(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, usage)
 		return usageError{fmt.Errorf("help: unknown command %q", strings.Join(args, " "))}
 	}
-	if args[0] == "createuser" {
-		// Its usage lists its flags, which only its flag set knows.
+	switch args[0] {
+	// Their usages list their flags, which only their flag sets know.
+	case "createuser":
 		return createUser(context.Background(), []string{"--help"}, nil, nil, stdout, stderr)
+	case "createclient":
+		return createClient(context.Background(), []string{"--help"}, nil, stdout, stderr)
 	}
 	fmt.Fprintln(stdout, usages[args[0]])
 	return nil

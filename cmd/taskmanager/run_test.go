@@ -21,7 +21,16 @@ import (
 	"github.com/acme/taskmanager/internal/redistest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m, redistest.Stop, removeBinary) }
+func TestMain(m *testing.M) {
+	// In-process servers generate their development OAuth key here, not
+	// in the source tree.
+	keyDir, err := os.MkdirTemp("", "taskmanager-oauthkey-")
+	if err != nil {
+		panic(err)
+	}
+	devOAuthKeyFile = filepath.Join(keyDir, "oauth_rsa_key.pem")
+	pgtest.Main(m, redistest.Stop, removeBinary, func() { _ = os.RemoveAll(keyDir) })
+}
 
 func envFunc(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
@@ -82,6 +91,32 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	if code, _ := call("GET", "/api/admin/users/", adminTok["access"].(string), nil); code != 200 {
 		t.Fatalf("createuser --admin made no admin: %d", code)
+	}
+
+	// createclient registers a client that can get a token at once.
+	var created logtest.Buffer
+	if err := run(ctx, []string{"taskmanager", "createclient", "--name", "Nightly export", "--grant", "client_credentials",
+		"--scope", "tasks:read"}, envFunc(env), nil, &created, &errOut); err != nil {
+		t.Fatalf("createclient: %v; %s", err, errOut.String())
+	}
+	var clientID, secret string
+	for _, line := range strings.Split(created.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "client_id: "); ok {
+			clientID = v
+		}
+		if v, ok := strings.CutPrefix(line, "client_secret: "); ok {
+			secret = v
+		}
+	}
+	r, _ := http.NewRequest("POST", base+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.SetBasicAuth(clientID, secret)
+	if resp, err := http.DefaultClient.Do(r); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("client credentials of a createclient client: %v %v (output %q)", err, resp, created.String())
+	}
+	if err := run(ctx, []string{"taskmanager", "createclient", "--name", "x", "--grant", "client_credentials", "--public"},
+		envFunc(env), nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), "confidential") {
+		t.Fatalf("createclient of a public client-credentials client: %v, want a refusal", err)
 	}
 
 	// The whole request head may take 16 KiB; more is 431 before any handler,
@@ -227,7 +262,7 @@ func TestVersionAndUsage(t *testing.T) {
 // stdout and succeed; an unknown flag or a stray argument prints it on
 // stderr and exits 2.
 func TestEveryCommandAnswersHelp(t *testing.T) {
-	for _, cmd := range []string{"serve", "migrate", "createuser", "check", "version"} {
+	for _, cmd := range []string{"serve", "migrate", "createuser", "createclient", "check", "version"} {
 		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}} {
 			var out, errOut bytes.Buffer
 			err := run(context.Background(), append([]string{"taskmanager"}, args...), envFunc(nil), nil, &out, &errOut)

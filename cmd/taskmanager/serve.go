@@ -34,9 +34,17 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	defer closeLog()
+	// zitadel/oidc logs through the default logger: make it ours.
+	slog.SetDefault(log)
 
 	for _, w := range cfg.Warnings {
 		log.Warn("risky configuration", "warning", w)
+	}
+	if cfg.OAuthRSAKey == nil && !cfg.Production() { // production warned above: the OAuth server is off
+		if cfg.OAuthRSAKey, err = devOAuthKey(devOAuthKeyFile); err != nil {
+			return fmt.Errorf("development OAuth key: %w", err)
+		}
+		log.Info("OAUTH_RSA_KEY_FILE unset: signing OAuth tokens with the development key", "file", devOAuthKeyFile)
 	}
 	// The port first: when another server has it, say so before anything
 	// else is started, and never claim to serve.
@@ -82,7 +90,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	handler := httpapi.NewServer(httpapi.ConfigFrom(cfg), log, httpapi.Deps{
 		Tokens: auth.NewTokens(httpapi.TokenConfig(cfg)), Hasher: auth.NewHasher(cfg.PasswordHashLimit),
 		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
-		Revocations: db.Revocations(), Ping: db.Ping, RateStore: rateStores, Now: time.Now,
+		Revocations: db.Revocations(), OAuth: db.OAuth(), Ping: db.Ping, RateStore: rateStores, Now: time.Now,
 		Metrics: m, Audit: trail,
 	})
 	if cfg.MetricsAddr != "" {

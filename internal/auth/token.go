@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -75,6 +76,11 @@ type TokenConfig struct {
 	SessionMaxAge time.Duration
 	// Now is the clock verification reads; nil means time.Now.
 	Now func() time.Time
+	// RSAKey signs OAuth access tokens and ID tokens (RS256); its public
+	// key joins the JWKS. Nil: no OAuth tokens are accepted.
+	RSAKey *rsa.PrivateKey
+	// PreviousRSAKeys only verify OAuth tokens, after a rotation.
+	PreviousRSAKeys []*rsa.PublicKey
 }
 
 // ringKey is one key of the ring, bound to its one algorithm.
@@ -96,6 +102,12 @@ type Tokens struct {
 	parsers map[Kind]*jwt.Parser
 	now     func() time.Time
 	seen    *verified
+	// oauthSeen remembers verified OAuth access tokens; oauthKeys are the
+	// keys that verify them and the header their signer writes, worked
+	// out once (oauthtoken.go).
+	oauthSeen     oauthVerified
+	oauthKeysOnce sync.Once
+	oauthKeys     oauthKeys
 }
 
 // verifiedMax bounds the access tokens remembered as verified: a few MiB
@@ -169,16 +181,19 @@ func Thumbprint(pub ed25519.PublicKey) string {
 // JWK is a public key as /.well-known/jwks.json lists it.
 type JWK struct {
 	Kty string `json:"kty"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
+	Crv string `json:"crv,omitempty"`
+	X   string `json:"x,omitempty"`
+	N   string `json:"n,omitempty"` // RSA
+	E   string `json:"e,omitempty"` // RSA
 	Kid string `json:"kid"`
 	Alg string `json:"alg"`
 	Use string `json:"use"`
 }
 
-// PublicKeys returns the ring's public keys: none when tokens are HMAC-signed.
+// PublicKeys returns the ring's public keys: the OAuth RSA key, and the
+// Ed25519 ones when our tokens are signed asymmetrically.
 func (t *Tokens) PublicKeys() []JWK {
-	out := []JWK{}
+	out := t.oauthJWKs()
 	for kid, k := range t.ring {
 		if k.public != nil {
 			out = append(out, JWK{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(k.public),

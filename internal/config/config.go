@@ -4,6 +4,7 @@ package config
 
 import (
 	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -46,6 +47,14 @@ type Config struct {
 	SessionMaxAge          time.Duration // a session's end, counted from its login, however often it is refreshed
 	APIKeyDefaultTTL       time.Duration // expiry of a new API key that names none
 	APIKeyMaxTTL           time.Duration // latest expiry a new API key may ask for
+	// OAuthRSAKey signs OAuth access tokens and ID tokens (RS256), from
+	// OAUTH_RSA_KEY_FILE. Nil when unset: development's serve generates one
+	// under .data/; production never does, and warns that the OAuth
+	// server is off without it.
+	OAuthRSAKey *rsa.PrivateKey
+	// OAuthPreviousRSAKeys verify OAuth tokens signed before a rotation
+	// (OAUTH_PREVIOUS_RSA_KEY_FILES) and stay in the JWKS; they never sign.
+	OAuthPreviousRSAKeys []*rsa.PublicKey
 
 	LogLevel string
 	LogFile  string
@@ -218,13 +227,21 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 	if path := r.str("JWT_PRIVATE_KEY_FILE", ""); path != "" {
 		c.JWTPrivateKey = r.privateKey("JWT_PRIVATE_KEY_FILE", path)
 	}
+	if path := r.str("OAUTH_RSA_KEY_FILE", ""); path != "" {
+		c.OAuthRSAKey = r.rsaKey("OAUTH_RSA_KEY_FILE", path)
+	}
+	for _, path := range r.list("OAUTH_PREVIOUS_RSA_KEY_FILES") {
+		if k := r.rsaPublicKey("OAUTH_PREVIOUS_RSA_KEY_FILES", path); k != nil {
+			c.OAuthPreviousRSAKeys = append(c.OAuthPreviousRSAKeys, k)
+		}
+	}
 	for _, path := range r.list("JWT_PREVIOUS_PUBLIC_KEY_FILES") {
 		if k := r.publicKey("JWT_PREVIOUS_PUBLIC_KEY_FILES", path); k != nil {
 			c.JWTPreviousPublicKeys = append(c.JWTPreviousPublicKeys, k)
 		}
 	}
 
-	if need == "serve" || need == "migrate" || need == "createuser" {
+	if need == "serve" || need == "migrate" || need == "createuser" || need == "createclient" {
 		if c.DatabaseURL == "" {
 			r.problem("DATABASE_URL is required (postgres://user:password@host:5432/dbname)")
 		} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -330,6 +347,9 @@ func (c *Config) checkServe(r *reader) {
 // network in clear. The lines never quote a URL: it may hold a password.
 func (c *Config) warnings(getenv func(string) string) []string {
 	var out []string
+	if c.OAuthRSAKey == nil {
+		out = append(out, "OAUTH_RSA_KEY_FILE is unset: production never signs with a generated key, so the OAuth and OpenID Connect server is off (its routes answer 404) until it names an RSA key (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072)")
+	}
 	if u, err := url.Parse(c.RedisURL); c.RedisURL != "" && err == nil && u.Scheme == "redis" && !loopback(u.Hostname()) {
 		out = append(out, "REDIS_URL is plain redis:// to a non-loopback host: rate-limit traffic and the Redis password cross the network unencrypted; use rediss://")
 	}
@@ -622,6 +642,50 @@ func (r *reader) privateKey(name, path string) ed25519.PrivateKey {
 		return k
 	}
 	r.problem(fmt.Sprintf("%s: %s is not a PKCS #8 Ed25519 private key (openssl genpkey -algorithm ed25519)", name, path))
+	return nil
+}
+
+// minRSABits is the smallest RSA key accepted for signing (NIST SP 800-57).
+const minRSABits = 2048
+
+func (r *reader) rsaKey(name, path string) *rsa.PrivateKey {
+	der := r.pemBlock(name, path)
+	if der == nil {
+		return nil
+	}
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		key, err = x509.ParsePKCS1PrivateKey(der)
+	}
+	k, ok := key.(*rsa.PrivateKey)
+	if err != nil || !ok {
+		r.problem(fmt.Sprintf("%s: %s is not an RSA private key (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072)", name, path))
+		return nil
+	}
+	if k.N.BitLen() < minRSABits {
+		r.problem(fmt.Sprintf("%s: %s is a %d-bit RSA key, at least %d bits needed", name, path, k.N.BitLen(), minRSABits))
+		return nil
+	}
+	return k
+}
+
+// rsaPublicKey reads a former OAuth key: its public half (PKIX), or the
+// old private key file itself.
+func (r *reader) rsaPublicKey(name, path string) *rsa.PublicKey {
+	der := r.pemBlock(name, path)
+	if der == nil {
+		return nil
+	}
+	if key, err := x509.ParsePKIXPublicKey(der); err == nil {
+		if k, ok := key.(*rsa.PublicKey); ok && k.N.BitLen() >= minRSABits {
+			return k
+		}
+	} else if k := r.rsaKey(name, path); k != nil {
+		return &k.PublicKey
+	} else {
+		return nil // rsaKey said why
+	}
+	r.problem(fmt.Sprintf("%s: %s is not an RSA key of at least %d bits", name, path, minRSABits))
 	return nil
 }
 

@@ -43,6 +43,7 @@ func prodEnv() env {
 		"ALLOWED_HOSTS":        "api.example.com",
 		"CORS_ALLOWED_ORIGINS": "https://app.example.com",
 		"SECURE_SSL_REDIRECT":  "true",
+		"OAUTH_RSA_KEY_FILE":   rsaKeyFile,
 	}
 }
 

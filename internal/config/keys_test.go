@@ -2,6 +2,8 @@ package config
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -130,5 +132,71 @@ func TestLoadRedisURL(t *testing.T) {
 				t.Fatalf("problems = %q, want one line naming REDIS_URL", lines)
 			}
 		})
+	}
+}
+
+// rsaKeyFile is an OAuth signing key for production environments, written
+// once for the package's tests (TestMain removes it).
+var rsaKeyFile string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "config-test-")
+	if err != nil {
+		panic(err)
+	}
+	rsaKeyFile = filepath.Join(dir, "oauth.pem")
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	if err := os.WriteFile(rsaKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestLoadOAuthRSAKey(t *testing.T) {
+	dir := t.TempDir()
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	pkcs1 := writeFile(t, dir, "pkcs1.pem", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(small)}))
+	privPath, _, _ := keyFiles(t, 4)
+
+	c := mustLoad(t, prodEnv(), "serve")
+	if c.OAuthRSAKey == nil || c.OAuthRSAKey.N.BitLen() != 2048 {
+		t.Fatalf("OAuthRSAKey not loaded from OAUTH_RSA_KEY_FILE")
+	}
+	if c := mustLoad(t, devEnv(), "serve"); c.OAuthRSAKey != nil {
+		t.Fatal("development without OAUTH_RSA_KEY_FILE must leave the key to serve")
+	}
+	for name, path := range map[string]string{"too short": pkcs1, "not RSA": privPath, "missing": filepath.Join(dir, "none.pem")} {
+		t.Run(name, func(t *testing.T) {
+			lines := problems(t, devEnv().with("OAUTH_RSA_KEY_FILE", path), "serve")
+			if len(lines) != 1 || !strings.Contains(lines[0], "OAUTH_RSA_KEY_FILE") {
+				t.Fatalf("problems = %q, want one line naming OAUTH_RSA_KEY_FILE", lines)
+			}
+		})
+	}
+	// Former keys: a public half, or the old private key file itself.
+	big, _ := rsa.GenerateKey(rand.Reader, 2048)
+	pkix, _ := x509.MarshalPKIXPublicKey(&big.PublicKey)
+	pub := writeFile(t, dir, "old.pub.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pkix}))
+	c = mustLoad(t, devEnv().with("OAUTH_PREVIOUS_RSA_KEY_FILES", pub+","+rsaKeyFile), "serve")
+	if len(c.OAuthPreviousRSAKeys) != 2 || !c.OAuthPreviousRSAKeys[0].Equal(&big.PublicKey) {
+		t.Fatalf("OAuthPreviousRSAKeys = %v, want the keys of both files", c.OAuthPreviousRSAKeys)
+	}
+	_, edPub, _ := keyFiles(t, 5)
+	if lines := problems(t, devEnv().with("OAUTH_PREVIOUS_RSA_KEY_FILES", edPub), "serve"); len(lines) != 1 ||
+		!strings.Contains(lines[0], "OAUTH_PREVIOUS_RSA_KEY_FILES") {
+		t.Fatalf("an Ed25519 key as a previous OAuth key: problems = %q", lines)
+	}
+
+	// Production without it starts (the contract's baseline has none) and
+	// says the OAuth server is off.
+	c = mustLoad(t, prodEnv().with("OAUTH_RSA_KEY_FILE", ""), "serve")
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "OAUTH_RSA_KEY_FILE is unset") {
+		t.Fatalf("production without OAUTH_RSA_KEY_FILE: warnings = %q", c.Warnings)
 	}
 }

@@ -81,5 +81,7 @@ func TokenConfig(c *config.Config) auth.TokenConfig {
 		AccessTTL:          c.AccessTokenTTL,
 		RefreshTTL:         c.RefreshTokenTTL,
 		SessionMaxAge:      c.SessionMaxAge,
+		RSAKey:             c.OAuthRSAKey,
+		PreviousRSAKeys:    c.OAuthPreviousRSAKeys,
 	}
 }

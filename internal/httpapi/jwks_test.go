@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,6 +61,7 @@ func TestEd25519SigningAndRotation(t *testing.T) {
 		t.Fatalf("token header = %v", h)
 	}
 	jwks := decodeAs[struct{ Keys []auth.JWK }](e.do(req{method: "GET", path: "/.well-known/jwks.json"}).status(http.StatusOK))
+	jwks.Keys = withoutOAuthKey(jwks.Keys)
 	if len(jwks.Keys) != 1 || jwks.Keys[0].Kid != auth.Thumbprint(oldKey) || jwks.Keys[0].X != base64.RawURLEncoding.EncodeToString(oldKey) {
 		t.Fatalf("jwks = %+v", jwks)
 	}
@@ -68,7 +70,7 @@ func TestEd25519SigningAndRotation(t *testing.T) {
 	rotated := newEnvOn(t, e.db, e.dsn, map[string]string{"JWT_PRIVATE_KEY_FILE": newPriv, "JWT_PREVIOUS_PUBLIC_KEY_FILES": oldPub, "JWT_SIGNING_KEY": ""})
 	rotated.do(req{method: "GET", path: "/api/me/", auth: u.bearer()}).status(http.StatusOK)
 	jwks = decodeAs[struct{ Keys []auth.JWK }](rotated.do(req{method: "GET", path: "/.well-known/jwks.json"}))
-	if len(jwks.Keys) != 2 {
+	if len(withoutOAuthKey(jwks.Keys)) != 2 {
 		t.Fatalf("after rotation the JWKS must list both keys, got %d", len(jwks.Keys))
 	}
 	retired := newEnvOn(t, e.db, e.dsn, map[string]string{"JWT_PRIVATE_KEY_FILE": newPriv, "JWT_SIGNING_KEY": ""})
@@ -83,10 +85,16 @@ func TestHMACRotation(t *testing.T) {
 	next.do(req{method: "GET", path: "/api/me/", auth: u.bearer()}).status(http.StatusOK)
 	alone := newEnvOn(t, e.db, e.dsn, map[string]string{"JWT_SIGNING_KEY": strings.Repeat("n", 64)})
 	alone.do(req{method: "GET", path: "/api/me/", auth: u.bearer()}).errorCode(http.StatusUnauthorized, "invalid_token")
-	// HMAC keys are secret: nothing to publish.
-	if body := e.do(req{method: "GET", path: "/.well-known/jwks.json"}).status(http.StatusOK).Body.String(); strings.TrimSpace(body) != `{"keys":[]}` {
-		t.Fatalf("jwks with HMAC = %s", body)
+	// HMAC keys are secret: nothing to publish but the OAuth signing key.
+	jwks := decodeAs[struct{ Keys []auth.JWK }](e.do(req{method: "GET", path: "/.well-known/jwks.json"}).status(http.StatusOK))
+	if len(jwks.Keys) != 1 || jwks.Keys[0].Kty != "RSA" || jwks.Keys[0].Alg != "RS256" {
+		t.Fatalf("jwks with HMAC = %+v, want the OAuth RSA key alone", jwks)
 	}
+}
+
+// withoutOAuthKey drops the OAuth RSA key, which every JWKS lists.
+func withoutOAuthKey(keys []auth.JWK) []auth.JWK {
+	return slices.DeleteFunc(keys, func(k auth.JWK) bool { return k.Kty == "RSA" })
 }
 
 func TestSSLRedirect(t *testing.T) {

@@ -28,6 +28,7 @@ var securityEvents = []string{
 	"user_registered", "login_succeeded", "login_failed", "current_password_failed",
 	"token_reuse_detected", "session_revoked", "password_changed", "key_created", "key_revoked",
 	"throttled", "permission_denied", "user_updated",
+	"oauth_client_created", "oauth_client_deleted", "oauth_consent_granted", "oauth_consent_withdrawn", "csrf_refused",
 }
 
 // subjectKeys name, in order, the argument of securityEvent that says

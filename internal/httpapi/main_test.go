@@ -78,10 +78,13 @@ func testConfig(t testing.TB, env map[string]string) Config {
 // testDeps are the collaborators serve would build from cfg, on db, with
 // limits counted in memory.
 func testDeps(cfg *config.Config, db *postgres.DB) Deps {
+	if cfg.OAuthRSAKey == nil {
+		cfg.OAuthRSAKey = testRSAKey()
+	}
 	return Deps{
 		Tokens: auth.NewTokens(TokenConfig(cfg)), Hasher: auth.NewHasher(cfg.PasswordHashLimit),
 		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
-		Revocations: db.Revocations(), Ping: db.Ping, RateStore: ratelimit.LocalStores, Now: time.Now,
+		Revocations: db.Revocations(), OAuth: db.OAuth(), Ping: db.Ping, RateStore: ratelimit.LocalStores, Now: time.Now,
 	}
 }
 

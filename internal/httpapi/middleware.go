@@ -385,7 +385,13 @@ func (s *Server) identify(ctx context.Context, ri *reqInfo, header string) (*tas
 	case strings.Count(cred.value, ".") != 2:
 		return nil, task.ErrTokenMalformed
 	}
+	if s.tokens.LooksLikeOAuth(cred.value) {
+		return s.identifyOAuth(ctx, cred.value)
+	}
 	tok, err := s.checkAccess(ctx, cred.value)
+	if err == task.ErrInvalidToken {
+		return s.identifyOAuth(ctx, cred.value) // not ours: maybe an OAuth access token
+	}
 	if err != nil {
 		return nil, err
 	}

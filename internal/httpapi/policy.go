@@ -14,6 +14,7 @@ type policy struct {
 	name      string
 	anonymous bool   // no credential needed
 	keys      bool   // API keys accepted (else Bearer tokens only)
+	oauth     bool   // OAuth access tokens acting for a user accepted
 	scope     string // scope the credential must hold
 	admin     bool   // the user must be an administrator
 }
@@ -24,9 +25,10 @@ var (
 	admin  = policy{name: "admin", admin: true}
 )
 
-// scoped lets any credential of the user in, API keys included, if it holds scope.
+// scoped lets any credential of the user in, API keys and OAuth access
+// tokens included, if it holds scope.
 func scoped(scope string) policy {
-	return policy{name: "scope " + scope, keys: true, scope: scope}
+	return policy{name: "scope " + scope, keys: true, oauth: true, scope: scope}
 }
 
 // enforce applies p after authentication and throttling have run.
@@ -69,6 +71,12 @@ func (s *Server) authorize(r *http.Request, p policy) error {
 	}
 	if id.Scheme == task.SchemeAPIKey && !p.keys {
 		return task.Errorf(task.EFORBIDDEN, "API keys cannot be used here; sign in with a token.")
+	}
+	if id.Scheme == task.SchemeOAuth && !p.oauth {
+		return task.Errorf(task.EFORBIDDEN, "OAuth access tokens work only on /api/tasks/; sign in with a token.")
+	}
+	if id.Scheme == task.SchemeOAuth && id.UserID == uuid.Nil {
+		return task.Errorf(task.EFORBIDDEN, "A client acting for itself cannot reach a user's data.")
 	}
 	if p.scope != "" && !id.HasScope(p.scope) {
 		return task.Errorf(task.EFORBIDDEN, "This credential lacks the %s scope.", p.scope)

@@ -16,8 +16,11 @@ import (
 // policy would be reachable by anyone, so it fails the build instead.
 func TestEveryRouteDeclaresAPolicy(t *testing.T) {
 	e := newEnv(t, nil)
-	// Deliberately outside the API group: probes and the public keys.
-	open := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /.well-known/jwks.json": true}
+	// Deliberately outside the API group: probes, the public keys, the
+	// authorization server's metadata and its pages' stylesheet.
+	open := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /.well-known/jwks.json": true,
+		"GET /.well-known/openid-configuration": true, "GET /.well-known/oauth-authorization-server": true,
+		"GET /oauth/assets/style.css": true}
 	n := 0
 	err := chi.Walk(e.srv.router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		key := method + " " + strings.TrimSuffix(route, "/")

@@ -30,6 +30,9 @@ func (s *Server) routes() {
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate, s.limit(generalRate))
 		r.Get("/.well-known/jwks.json", s.handleJWKS)
+		r.Get("/.well-known/openid-configuration", s.oauthOn(s.handleDiscovery))
+		r.Get("/.well-known/oauth-authorization-server", s.oauthOn(s.handleDiscovery))
+		r.Get("/oauth/assets/style.css", s.handleStyle)
 		if s.cfg.DocsEnabled {
 			newDocs().routes(r)
 		}
@@ -65,6 +68,28 @@ func (s *Server) routes() {
 		s.handle(r, "GET /api/admin/users", admin, generalRate, s.handleUserList)
 		s.handle(r, "PATCH /api/admin/users/{id}", admin, generalRate, s.handleUserUpdate)
 		s.handle(r, "GET /api/admin/audit", admin, generalRate, s.handleAuditList)
+
+		s.handle(r, "GET /api/admin/oauth/clients", admin, generalRate, s.handleClientList)
+		s.handle(r, "POST /api/admin/oauth/clients", admin, generalRate, s.handleClientCreate)
+		s.handle(r, "DELETE /api/admin/oauth/clients/{id}", admin, generalRate, s.handleClientDelete)
+
+		s.handle(r, "GET /api/me/authorizations", bearer, generalRate, s.handleAuthorizationList)
+		s.handle(r, "DELETE /api/me/authorizations", bearer, generalRate, s.handleAuthorizationDelete)
+		s.handle(r, "DELETE /api/me/authorizations/{id}", bearer, generalRate, s.handleAuthorizationDelete)
+
+		// The authorization server (oauth.go, oauthpages.go): the library's
+		// end points behind our checks; the sign-in and consent pages count
+		// against the login limits as POST /api/token/ does. oauthOn: off
+		// (404) without an OAuth signing key.
+		s.handle(r, "GET /oauth/authorize", public, generalRate, s.oauthOn(s.handleAuthorize))
+		s.handle(r, "GET /oauth/login", public, generalRate, s.oauthOn(s.handleLoginPage))
+		s.handle(r, "POST /oauth/login", public, loginRate, s.oauthOn(s.handleLogin))
+		s.handle(r, "POST /oauth/consent", public, loginRate, s.oauthOn(s.handleConsent))
+		s.handle(r, "POST /oauth/token", public, tokenRate, s.oauthOn(s.serveOAuthJSON))
+		s.handle(r, "POST /oauth/introspect", public, tokenRate, s.oauthOn(s.serveOAuthJSON))
+		s.handle(r, "POST /oauth/revoke", public, tokenRate, s.oauthOn(s.serveOAuthJSON))
+		s.handle(r, "GET /oauth/userinfo", public, generalRate, s.oauthOn(s.serveOAuthJSON))
+		s.handle(r, "POST /oauth/userinfo", public, generalRate, s.oauthOn(s.serveOAuthJSON))
 	})
 }
 

@@ -28,6 +28,7 @@ type Deps struct {
 	Sessions    task.SessionStore
 	Keys        task.KeyStore
 	Revocations task.Revocations
+	OAuth       task.OAuthStore
 	// Ping reports whether the database answers (for /readyz).
 	Ping func(context.Context) error
 	// RateStore makes the counter stores of the limiters (ratelimit.Connect,
@@ -66,6 +67,7 @@ type Server struct {
 	// checking one costs the client's anonymous budget nothing.
 	knownKeys *recent[[]byte]
 	ready     readiness
+	oauth     *oauthServer
 }
 
 // NewServer builds the handler from cfg and deps.
@@ -87,6 +89,7 @@ func NewServer(cfg Config, log *slog.Logger, deps Deps) *Server {
 		ready:       readiness{keep: 500 * time.Millisecond},
 	}
 	deps.Metrics.KnownSecurityEvents(securityEvents...)
+	s.oauth = newOAuthServer(s)
 	s.routes()
 	return s
 }

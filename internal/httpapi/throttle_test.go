@@ -231,6 +231,11 @@ func TestRatesMatchTheContract(t *testing.T) {
 		"POST /api/token/verify":    tokenRate,
 		"POST /api/token/blacklist": tokenRate,
 		"POST /api/keys":            keyCreateRate,
+		"POST /oauth/login":         loginRate,
+		"POST /oauth/consent":       loginRate,
+		"POST /oauth/token":         tokenRate,
+		"POST /oauth/introspect":    tokenRate,
+		"POST /oauth/revoke":        tokenRate,
 	}
 	if len(e.srv.rates) < 20 {
 		t.Fatalf("%d routes declare a rate, want every API route of the contract (at least 20)", len(e.srv.rates))

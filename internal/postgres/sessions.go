@@ -76,7 +76,7 @@ func (s *SessionStore) CreateSession(ctx context.Context, sess *task.Session, re
 		}
 		// The new session is kept whatever its created_at: a login that
 		// waited for the lock started before the ones that overtook it.
-		_, err = revoke(`id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2
+		_, err = revoke(`id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 AND client_id IS NULL
 			AND revoked_at IS NULL AND expires_at > now() ORDER BY created_at DESC, id DESC OFFSET $3)`,
 			sess.UserID, sess.ID, task.MaxSessionsPerUser-1)
 		return err
@@ -206,7 +206,7 @@ func (db *DB) revoking(ctx context.Context, what string, fn func(tx pgx.Tx, revo
 // FindSessions returns one page of the user's live sessions, newest first.
 func (s *SessionStore) FindSessions(ctx context.Context, userID uuid.UUID, limit int, cur *task.Cursor) (*task.Page[*task.Session], error) {
 	return findPage(ctx, s.db, "find sessions", `SELECT `+sessionColumns+` FROM sessions
-		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()`, "", userID, limit, cur,
+		WHERE user_id = $1 AND client_id IS NULL AND revoked_at IS NULL AND expires_at > now()`, "", userID, limit, cur,
 		scanSession, func(x *task.Session) (time.Time, uuid.UUID) { return x.CreatedAt, x.ID })
 }
 

@@ -11,6 +11,7 @@ import (
 const (
 	SchemeBearer = "bearer"
 	SchemeAPIKey = "api_key"
+	SchemeOAuth  = "oauth" // an OAuth access token, issued to a client
 )
 
 // Identity is the authenticated caller of a request.
@@ -20,6 +21,9 @@ type Identity struct {
 	Scheme    string
 	Scopes    []string  // nil means every scope (a user's own token)
 	KeyID     uuid.UUID // the API key used; zero for tokens
+	// ClientID is the OAuth client an OAuth access token was issued to.
+	// With a zero UserID the client acts for itself (client credentials).
+	ClientID string
 }
 
 // HasScope reports whether the identity may act within scope.

@@ -1,0 +1,155 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"golang.org/x/oauth2"
+)
+
+// TestOAuthSignInInBrowser signs in and consents on the real pages in
+// headless Chromium, which enforces their CSP (form-action included, on
+// the redirect that follows the form post) and the __Host- cookie rules,
+// and sees the client's callback with code, state and iss; the code then
+// buys a token that lists the user's tasks.
+func TestOAuthSignInInBrowser(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		name := "http"
+		if tls {
+			name = "https"
+		}
+		t.Run(name, func(t *testing.T) { browserFlow(t, tls) })
+	}
+}
+
+func browserFlow(t *testing.T, tls bool) {
+	e := newEnv(t, map[string]string{"ALLOWED_HOSTS": "127.0.0.1,.example.com", "RATE_LIMIT_ANON": "10000/minute"})
+	var ts *httptest.Server
+	if tls {
+		ts = httptest.NewTLSServer(e.srv)
+	} else {
+		ts = httptest.NewServer(e.srv)
+	}
+	defer ts.Close()
+	o := &oauthEnv{testEnv: e, base: ts.URL, admin: e.newAdmin()}
+
+	// The client: a loopback callback that records what it was sent.
+	got := make(chan url.Values, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/callback" {
+			select {
+			case got <- r.URL.Query():
+			default:
+			}
+		}
+		fmt.Fprint(w, "<!doctype html><title>Importer</title><p>signed in")
+	}))
+	defer app.Close()
+	c := o.register(t, map[string]any{"redirect_uris": []string{app.URL + "/callback"}})
+	u := e.newUser()
+	e.do(req{method: "POST", path: "/api/tasks/", auth: u.bearer(), body: map[string]any{"title": "Seen by the app"}}).status(http.StatusCreated)
+	conf := &oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: app.URL + "/callback",
+		Scopes: []string{"tasks:read", "openid"}, Endpoint: oauth2.Endpoint{AuthURL: ts.URL + "/oauth/authorize", TokenURL: ts.URL + "/oauth/token"}}
+	verifier := oauth2.GenerateVerifier()
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+		chromedp.Flag("ignore-certificate-errors", true), // httptest's certificate
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(900, 900))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var problems []string
+	if err := chromedp.Listen(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			mu.Lock()
+			problems = append(problems, ev.ExceptionDetails.Text)
+			mu.Unlock()
+		case *log.EventEntryAdded: // CSP violations among them
+			if ev.Entry.Level == log.EntryLevelError && !strings.Contains(ev.Entry.Text, "favicon") {
+				mu.Lock()
+				problems = append(problems, ev.Entry.Text)
+				mu.Unlock()
+			}
+		}
+	}); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	steps := []struct {
+		name string
+		act  chromedp.Action[chromedp.Void]
+	}{
+		{"open authorize", chromedp.Navigate(conf.AuthCodeURL("browser-state", oauth2.S256ChallengeOption(verifier)))},
+		{"sign-in page", chromedp.WaitVisible(`#username`)},
+		{"username", chromedp.SendKeys(`#username`, u.username)},
+		{"password", chromedp.SendKeys(`#password`, u.password)},
+		{"sign in", chromedp.Click(`button[type=submit]`)},
+		{"consent page", chromedp.WaitVisible(`button[value=allow]`)},
+	}
+	var err error
+	for _, st := range steps {
+		stepCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err = chromedp.Do(stepCtx, st.act)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("step %q: %w", st.name, err)
+			break
+		}
+	}
+	var consent string
+	if err == nil {
+		consent, err = chromedp.Run(ctx, chromedp.Text(`main`))
+		if shot, serr := chromedp.Run(ctx, chromedp.CaptureScreenshot()); serr == nil {
+			saveArtifact(t, "oauth-consent-"+map[bool]string{false: "http", true: "https"}[tls]+".png", shot)
+		}
+	}
+	if err == nil {
+		err = chromedp.Do(ctx, chromedp.Click(`button[value=allow]`))
+	}
+	if err != nil {
+		text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		t.Fatalf("driving the sign-in pages: %v; the page reads: %.500s (console: %v)", err, text, problems)
+	}
+	if !strings.Contains(consent, "Task Importer") || !strings.Contains(consent, "See your tasks") ||
+		!strings.Contains(consent, "Know who you are") {
+		t.Fatalf("the consent page does not name the application and its scopes in plain words: %q", consent)
+	}
+	var q url.Values
+	select {
+	case q = <-got:
+	case <-time.After(15 * time.Second):
+		text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.location.href + " " + document.body.innerText`))
+		t.Fatalf("the browser never reached the client's callback; it shows %.300s (console: %v)", text, problems)
+	}
+	if q.Get("code") == "" || q.Get("state") != "browser-state" || q.Get("iss") != ts.URL {
+		t.Fatalf("callback query = %v, want code, state and iss %s", q, ts.URL)
+	}
+	exchangeCtx := context.WithValue(t.Context(), oauth2.HTTPClient, ts.Client())
+	tok, err := conf.Exchange(exchangeCtx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("exchanging the browser's code: %v", err)
+	}
+	e.do(req{method: "GET", path: "/api/tasks/", auth: "Bearer " + tok.AccessToken}).status(http.StatusOK)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(problems) > 0 {
+		t.Fatalf("the pages logged errors (a CSP violation?): %v", problems)
+	}
+}
