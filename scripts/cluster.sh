@@ -102,11 +102,13 @@ start() {
 	echo $! >"$state/redis.pid"
 	export REDIS_URL="redis://127.0.0.1:$redis_port/0"
 
-	local i port
+	local i port mport
 	for i in 1 2 3; do
-		port=$(free_port)
-		export "APP${i}_ADDR=127.0.0.1:$port"
-		APP_ENV=${APP_ENV:-development} LISTEN_ADDR=127.0.0.1:$port TRUSTED_PROXIES=127.0.0.1/32 \
+		port=$(free_port) mport=$(free_port)
+		export "APP${i}_ADDR=127.0.0.1:$port" "APP${i}_METRICS=127.0.0.1:$mport"
+		# Each instance needs a metrics port of its own: the default, 9464, fits one.
+		APP_ENV=${APP_ENV:-development} LISTEN_ADDR=127.0.0.1:$port METRICS_ADDR=127.0.0.1:$mport \
+			TRUSTED_PROXIES=127.0.0.1/32 \
 			LOG_FILE="$state/app$i.log" bin/taskmanager serve >/dev/null 2>>"$state/app$i.stderr" &
 		echo $! >"$state/app$i.pid"
 	done
@@ -114,7 +116,7 @@ start() {
 		port=APP${i}_ADDR
 		wait_for "instance $i" "http://${!port}/healthz"
 	done
-	log "instances: $APP1_ADDR $APP2_ADDR $APP3_ADDR; Redis $REDIS_URL; PostgreSQL $DATABASE_URL"
+	log "instances: $APP1_ADDR $APP2_ADDR $APP3_ADDR (metrics $APP1_METRICS $APP2_METRICS $APP3_METRICS); Redis $REDIS_URL; PostgreSQL $DATABASE_URL"
 	echo "cluster: serving http://$CLUSTER_ADDR (haproxy in front of 3 instances); Ctrl-C or make cluster-stop stops it" >&2
 	"$haproxy_bin" -db -f deploy/haproxy.cfg &
 	echo $! >"$state/haproxy.pid"

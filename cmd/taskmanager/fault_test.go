@@ -37,7 +37,8 @@ func freeAddr(t *testing.T) string {
 func startAt(t *testing.T, env map[string]string, addr string) *process {
 	t.Helper()
 	cmd := exec.Command(binary(t), "serve")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LISTEN_ADDR=" + addr}
+	// Three instances on one host cannot all take the default metrics port.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LISTEN_ADDR=" + addr, "METRICS_ADDR=127.0.0.1:0"}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
