@@ -725,3 +725,28 @@ func TestOAuthKeyRotation(t *testing.T) {
 		t.Fatalf("a token of a retired key: %d, want 401", got)
 	}
 }
+
+// Clients acting for themselves have no user; each still counts against a
+// budget of its own, so one client cannot spend another's.
+func TestOAuthClientsHaveTheirOwnBudget(t *testing.T) {
+	o := newOAuthEnv(t, map[string]string{"RATE_LIMIT_USER": "2/minute"})
+	token := func() string {
+		c := o.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "redirect_uris": []string{},
+			"scopes": []string{"tasks:read"}})
+		cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: o.base + "/oauth/token"}
+		tok, err := cc.Token(t.Context())
+		if err != nil {
+			t.Fatalf("client credentials: %v", err)
+		}
+		return tok.AccessToken
+	}
+	a, b := token(), token()
+	for i, want := range []int{http.StatusForbidden, http.StatusForbidden, http.StatusTooManyRequests} {
+		if got := o.tasksStatus(t, a); got != want {
+			t.Fatalf("client A, request %d: %d, want %d", i+1, got, want)
+		}
+	}
+	if got := o.tasksStatus(t, b); got != http.StatusForbidden {
+		t.Fatalf("client B after A spent its budget: %d, want 403 (its own budget)", got)
+	}
+}

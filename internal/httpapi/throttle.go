@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/taskmanager/internal/config"
@@ -156,9 +157,20 @@ func (t *throttle) pick(r *http.Request, own budget, perUser bool) (budget, stri
 	case id == nil:
 		return t.anon, bucketIP(info(r.Context()).clientIP)
 	case own != nil:
-		return own, id.UserID.String()
+		return own, throttleKey(id)
 	}
-	return t.user, id.UserID.String()
+	return t.user, throttleKey(id)
+}
+
+// throttleKey is whom an identified request counts against: its user, or
+// an OAuth client acting for itself. Client-credentials tokens have no
+// user, so keyed by user id they would all share one budget, and one
+// client could spend every other client's.
+func throttleKey(id *task.Identity) string {
+	if id.UserID == uuid.Nil && id.ClientID != "" {
+		return "client:" + id.ClientID
+	}
+	return id.UserID.String()
 }
 
 // is reports whether b and o are the same budget.
