@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -485,6 +486,21 @@ func TestOAuthConsentIsRememberedAndWithdrawn(t *testing.T) {
 	}
 	if list := o.do(req{method: "GET", path: "/api/me/authorizations/", auth: u.bearer()}).Body.String(); strings.Contains(list, c.ClientID) {
 		t.Fatalf("withdrawn consent still listed: %s", list)
+	}
+	// Both are in the user's own security history: the grant names the
+	// client, the withdrawal of every application says so.
+	type events struct {
+		Results []struct {
+			Detail map[string]any `json:"detail"`
+		} `json:"results"`
+	}
+	granted := decodeAs[events](o.do(req{method: "GET", path: "/api/me/events/?event=oauth_consent_granted", auth: u.bearer()}).status(http.StatusOK)).Results
+	if len(granted) != 1 || fmt.Sprint(granted[0].Detail["client_id"]) != c.ClientID {
+		t.Fatalf("consents granted in the history: %+v, want one for %s", granted, c.ClientID)
+	}
+	withdrawn := decodeAs[events](o.do(req{method: "GET", path: "/api/me/events/?event=oauth_consent_withdrawn", auth: u.bearer()}).status(http.StatusOK)).Results
+	if len(withdrawn) != 1 || withdrawn[0].Detail["all_clients"] != true {
+		t.Fatalf("consents withdrawn in the history: %+v, want one of every application", withdrawn)
 	}
 }
 

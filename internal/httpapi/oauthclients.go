@@ -146,6 +146,10 @@ func (s *Server) handleAuthorizationDelete(w http.ResponseWriter, r *http.Reques
 		s.error(w, r, err)
 		return
 	}
-	s.securityEvent(r, "oauth_consent_withdrawn", "client_id", clientID)
+	if clientID == "" {
+		s.securityEvent(r, "oauth_consent_withdrawn", "all_clients", true)
+	} else {
+		s.securityEvent(r, "oauth_consent_withdrawn", "client_id", clientID)
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
