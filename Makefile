@@ -11,11 +11,11 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 PGPORT_DEV ?= 54329
 export PGPORT_DEV
 
-.PHONY: help build run test lint vet bench db-start db-stop clean distclean smoke contract client cluster cluster-stop
+.PHONY: help build run test lint vet bench db-start db-stop clean distclean smoke contract client cluster cluster-stop soak
 
 ## help: list the targets and what they do
 help:
-	@awk 'sub(/^## /, "") { i = index($$0, ": "); printf "  %-10s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
+	@awk 'sub(/^## /, "") { i = index($$0, ": "); printf "  %-12s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
 
 ## build: compile bin/taskmanager
 build:
@@ -61,6 +61,10 @@ cluster:
 ## cluster-stop: stop what make cluster started
 cluster-stop:
 	bash scripts/cluster.sh stop
+
+## soak: 10 minutes of mixed traffic (about 200 requests/s) against a fresh make cluster, sampling each instance's RSS and goroutines every minute (SOAK_DURATION, SOAK_EVERY); not part of make test
+soak:
+	VERSION=$(VERSION) bash scripts/soak.sh
 
 ## db-start: start the local development cluster in .data/pg and create the taskmanager database
 db-start:
