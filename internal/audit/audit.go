@@ -99,15 +99,18 @@ func (t *Trail) Run(ctx context.Context) {
 		clear(batch)
 		batch = batch[:0]
 	}
+	add := func(e *task.AuditEvent) {
+		batch = append(batch, *e)
+		if len(batch) == cap(batch) {
+			flush()
+		}
+	}
 	// drain moves what is queued now into batches.
 	drain := func() {
 		for {
 			select {
 			case e := <-t.queue:
-				batch = append(batch, *e)
-				if len(batch) == cap(batch) {
-					flush()
-				}
+				add(e)
 			default:
 				return
 			}
@@ -116,10 +119,7 @@ func (t *Trail) Run(ctx context.Context) {
 	for {
 		select {
 		case e := <-t.queue:
-			batch = append(batch, *e)
-			if len(batch) == cap(batch) {
-				flush()
-			}
+			add(e)
 		case <-tick.C:
 			flush()
 		case reply := <-t.syncs:

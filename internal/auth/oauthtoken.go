@@ -7,7 +7,6 @@ import (
 	"errors"
 	"math/big"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -188,43 +187,4 @@ func (t *Tokens) VerifyOAuth(raw string, issuerOK func(string) bool) (*OAuthToke
 	}
 	t.oauthSeen.put(raw, out)
 	return out, nil
-}
-
-// oauthVerified is verified for OAuth access tokens.
-type oauthVerified struct {
-	mu sync.RWMutex
-	m  map[string]*OAuthToken
-}
-
-func (v *oauthVerified) get(raw string, now time.Time) (*OAuthToken, bool) {
-	v.mu.RLock()
-	tok, ok := v.m[raw]
-	v.mu.RUnlock()
-	if !ok {
-		return nil, false
-	}
-	if !now.Before(tok.ExpiresAt.Add(Leeway)) {
-		v.mu.Lock()
-		delete(v.m, raw)
-		v.mu.Unlock()
-		return nil, false
-	}
-	out := *tok
-	return &out, true
-}
-
-func (v *oauthVerified) put(raw string, tok *OAuthToken) {
-	stored := *tok
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.m == nil {
-		v.m = map[string]*OAuthToken{}
-	}
-	if len(v.m) >= verifiedMax {
-		for k := range v.m {
-			delete(v.m, k)
-			break
-		}
-	}
-	v.m[raw] = &stored
 }

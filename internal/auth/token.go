@@ -101,11 +101,11 @@ type Tokens struct {
 	ring    map[string]ringKey
 	parsers map[Kind]*jwt.Parser
 	now     func() time.Time
-	seen    *verified
+	seen    *verified[Token]
 	// oauthSeen remembers verified OAuth access tokens; oauthKeys are the
 	// keys that verify them and the header their signer writes, worked
 	// out once (oauthtoken.go).
-	oauthSeen     oauthVerified
+	oauthSeen     *verified[OAuthToken]
 	oauthKeysOnce sync.Once
 	oauthKeys     oauthKeys
 }
@@ -122,7 +122,8 @@ func NewTokens(cfg TokenConfig) *Tokens {
 		now = time.Now
 	}
 	t := &Tokens{cfg: cfg, ring: map[string]ringKey{}, parsers: map[Kind]*jwt.Parser{}, now: now,
-		seen: &verified{m: make(map[string]*Token), max: verifiedMax}}
+		seen:      newVerified(func(t *Token) time.Time { return t.ExpiresAt }),
+		oauthSeen: newVerified(func(t *OAuthToken) time.Time { return t.ExpiresAt })}
 	addHMAC := func(k []byte) string {
 		kid := KeyID(k)
 		t.ring[kid] = ringKey{method: jwt.SigningMethodHS256, verify: k}
@@ -295,30 +296,35 @@ func (t *Tokens) Verify(k Kind, raw string) (*Token, error) {
 	return out, nil
 }
 
-// verified remembers the access tokens that passed every check of Verify,
-// until they expire. A client sends the same access token with every
+// verified remembers the access tokens that passed every check of Verify
+// (or VerifyOAuth), until they expire. A client sends the same access token with every
 // request for minutes, and parsing and checking it again costs more than
 // the rest of a list request. Only a token we signed and that was valid
 // enters, so a forged or garbage one is still parsed (and refused) every
 // time; revocation is not decided here but by the caller on each request.
 // A valid token stays valid until exp plus the leeway: its signature, typ,
 // issuer, audience and iat do not change with time.
-type verified struct {
-	mu  sync.RWMutex
-	m   map[string]*Token
-	max int
+type verified[T any] struct {
+	mu        sync.RWMutex
+	m         map[string]*T
+	max       int
+	expiresAt func(*T) time.Time
+}
+
+func newVerified[T any](expiresAt func(*T) time.Time) *verified[T] {
+	return &verified[T]{m: make(map[string]*T), max: verifiedMax, expiresAt: expiresAt}
 }
 
 // get returns a copy of the remembered token, so no caller can change
 // what another one reads.
-func (v *verified) get(raw string, now time.Time) (*Token, bool) {
+func (v *verified[T]) get(raw string, now time.Time) (*T, bool) {
 	v.mu.RLock()
 	tok, ok := v.m[raw]
 	v.mu.RUnlock()
 	if !ok {
 		return nil, false
 	}
-	if !now.Before(tok.ExpiresAt.Add(Leeway)) {
+	if !now.Before(v.expiresAt(tok).Add(Leeway)) {
 		v.mu.Lock()
 		delete(v.m, raw)
 		v.mu.Unlock()
@@ -328,7 +334,7 @@ func (v *verified) get(raw string, now time.Time) (*Token, bool) {
 	return &out, true
 }
 
-func (v *verified) put(raw string, tok *Token) {
+func (v *verified[T]) put(raw string, tok *T) {
 	stored := *tok
 	v.mu.Lock()
 	defer v.mu.Unlock()
