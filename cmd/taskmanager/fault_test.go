@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -36,21 +37,10 @@ func freeAddr(t *testing.T) string {
 // waits for its /healthz.
 func startAt(t *testing.T, env map[string]string, addr string) *process {
 	t.Helper()
-	cmd := exec.Command(binary(t), "serve")
+	env = maps.Clone(env)
 	// Three instances on one host cannot all take the default metrics port.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LISTEN_ADDR=" + addr, "METRICS_ADDR=127.0.0.1:0"}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		<-exited
-	})
+	env["LISTEN_ADDR"], env["METRICS_ADDR"] = addr, "127.0.0.1:0"
+	cmd, exited := spawnServe(t, env)
 	if !waitHealthy(t, &http.Client{Timeout: time.Second}, "http://"+addr+"/healthz", exited) {
 		t.Fatalf("the instance on %s exited before it answered", addr)
 	}

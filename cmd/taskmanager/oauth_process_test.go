@@ -51,20 +51,7 @@ func TestOAuthRevocationAcrossProcesses(t *testing.T) {
 		t.Fatalf("migrate: %v", err)
 	}
 	const redirect = "http://127.0.0.1:8765/callback"
-	var created logtest.Buffer
-	if err := run(ctx, []string{"taskmanager", "createclient", "--name", "Importer", "--redirect-uri", redirect,
-		"--scope", "tasks:read"}, envFunc(env), nil, &created, &errOut); err != nil {
-		t.Fatalf("createclient: %v; %s", err, errOut.String())
-	}
-	var clientID, secret string
-	for _, line := range strings.Split(created.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, "client_id: "); ok {
-			clientID = v
-		}
-		if v, ok := strings.CutPrefix(line, "client_secret: "); ok {
-			secret = v
-		}
-	}
+	clientID, secret := registerClient(t, env, "--name", "Importer", "--redirect-uri", redirect, "--scope", "tasks:read")
 	a, b := startProcess(t, env), startProcess(t, env)
 
 	form := func(p *process, path string, v url.Values, auth bool) (int, string) {

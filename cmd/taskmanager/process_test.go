@@ -70,25 +70,35 @@ func startProcess(t *testing.T, env map[string]string) *process {
 	t.Helper()
 	var cmd *exec.Cmd
 	addr := serveOnFreePort(t, env, func(env map[string]string) (<-chan struct{}, func() string) {
-		cmd = exec.Command(binary(t), "serve")
-		cmd.Dir = t.TempDir() // where development keeps its generated OAuth key
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(os.Interrupt)
-			<-exited
-		})
+		var exited <-chan struct{}
+		cmd, exited = spawnServe(t, env)
 		return exited, func() string { return cmd.ProcessState.String() + " (its stderr is above)" }
 	})
 	return &process{base: "http://" + addr, cmd: cmd}
+}
+
+// spawnServe starts `taskmanager serve` with env (and PATH and HOME only),
+// in a directory of its own, and interrupts it when the test ends; exited
+// is closed once it has exited.
+func spawnServe(t *testing.T, env map[string]string) (cmd *exec.Cmd, exited <-chan struct{}) {
+	t.Helper()
+	cmd = exec.Command(binary(t), "serve")
+	cmd.Dir = t.TempDir() // where development keeps its generated OAuth key
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		<-done
+	})
+	return cmd, done
 }
 
 // serveOnFreePort starts a server through start on a loopback port that

@@ -94,25 +94,12 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// createclient registers a client that can get a token at once.
-	var created logtest.Buffer
-	if err := run(ctx, []string{"taskmanager", "createclient", "--name", "Nightly export", "--grant", "client_credentials",
-		"--scope", "tasks:read"}, envFunc(env), nil, &created, &errOut); err != nil {
-		t.Fatalf("createclient: %v; %s", err, errOut.String())
-	}
-	var clientID, secret string
-	for _, line := range strings.Split(created.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, "client_id: "); ok {
-			clientID = v
-		}
-		if v, ok := strings.CutPrefix(line, "client_secret: "); ok {
-			secret = v
-		}
-	}
+	clientID, secret := registerClient(t, env, "--name", "Nightly export", "--grant", "client_credentials", "--scope", "tasks:read")
 	r, _ := http.NewRequest("POST", base+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.SetBasicAuth(clientID, secret)
 	if resp, err := http.DefaultClient.Do(r); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("client credentials of a createclient client: %v %v (output %q)", err, resp, created.String())
+		t.Fatalf("client credentials of a createclient client: %v %v (client %q)", err, resp, clientID)
 	}
 	if err := run(ctx, []string{"taskmanager", "createclient", "--name", "x", "--grant", "client_credentials", "--public"},
 		envFunc(env), nil, &out, &errOut); err == nil || !strings.Contains(err.Error(), "confidential") {
@@ -345,4 +332,23 @@ func TestCreateUserRejectsWeakPassword(t *testing.T) {
 	if err == nil || !strings.Contains(fmt.Sprint(err), "too common") {
 		t.Fatalf("createuser with a common password: err = %v, want a 'too common' refusal", err)
 	}
+}
+
+// registerClient runs `taskmanager createclient args...` and returns the
+// client_id and client_secret it prints.
+func registerClient(t *testing.T, env map[string]string, args ...string) (clientID, secret string) {
+	t.Helper()
+	var out, errOut logtest.Buffer
+	if err := run(context.Background(), append([]string{"taskmanager", "createclient"}, args...), envFunc(env), nil, &out, &errOut); err != nil {
+		t.Fatalf("createclient: %v; %s", err, errOut.String())
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "client_id: "); ok {
+			clientID = v
+		}
+		if v, ok := strings.CutPrefix(line, "client_secret: "); ok {
+			secret = v
+		}
+	}
+	return clientID, secret
 }
