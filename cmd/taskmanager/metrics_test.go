@@ -15,23 +15,9 @@ import (
 	"time"
 
 	"github.com/acme/taskmanager/internal/pgtest"
-)
 
-// promtool finds promtool: PROMTOOL, else the one on PATH (Debian's
-// prometheus package, which make test installs).
-func promtool(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("PROMTOOL"), "promtool"} {
-		if p == "" {
-			continue
-		}
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	t.Fatal("no promtool: run `make test` (it installs Debian's prometheus package) or set PROMTOOL")
-	return ""
-}
+	"github.com/acme/taskmanager/internal/promtest"
+)
 
 // metricsAddr waits for the "metrics listening" line of the log file and
 // returns its address.
@@ -72,7 +58,7 @@ func get(t *testing.T, url string, header http.Header) (*http.Response, string) 
 // holds every metric the alert rules use, and the public port has no
 // /metrics.
 func TestMetricsScrapePassesPromtool(t *testing.T) {
-	tool := promtool(t)
+	tool := promtest.Promtool(t)
 	logFile := filepath.Join(t.TempDir(), "server.log")
 	env := map[string]string{
 		"DATABASE_URL":    pgtest.URL(t),

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/acme/taskmanager/internal/auth"
-	"github.com/acme/taskmanager/internal/postgres"
 	"github.com/acme/taskmanager/internal/task"
 )
 
@@ -259,12 +258,7 @@ func TestRevocationKillsAccessTokens(t *testing.T) {
 // is honoured by the other within a second.
 func TestRevocationReachesAnotherInstance(t *testing.T) {
 	e1 := newEnv(t, nil)
-	db2, err := postgres.Open(context.Background(), e1.dsn, postgres.Options{TokenTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db2.Close)
-	e2 := newEnvOn(t, db2, e1.dsn, nil)
+	e2 := e1.secondInstance(t, nil)
 
 	u := e1.newUser()
 	e2.do(req{method: "GET", path: "/api/me/", auth: u.bearer()}).status(http.StatusOK)
@@ -349,12 +343,7 @@ func TestVerifyRefreshTokens(t *testing.T) {
 	}
 	e.do(req{method: "POST", path: "/api/token/blacklist/", body: map[string]string{"refresh": rotated.Refresh}}).status(http.StatusOK)
 	// A second instance whose memory never saw the logout.
-	db2, err := postgres.Open(context.Background(), e.dsn, postgres.Options{TokenTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db2.Close)
-	other := newEnvOn(t, db2, e.dsn, nil)
+	other := e.secondInstance(t, nil)
 	if got := other.do(req{method: "POST", path: "/api/token/verify/", body: map[string]string{"token": rotated.Refresh}}).Code; got != http.StatusUnauthorized {
 		t.Fatalf("a logged-out refresh token on another instance: verify = %d, want 401", got)
 	}

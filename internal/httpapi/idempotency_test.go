@@ -1,15 +1,11 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/acme/taskmanager/internal/postgres"
 )
 
 func (e *testEnv) taskTitles(u *user) []string {
@@ -93,12 +89,7 @@ func TestIdempotencyKeyBounds(t *testing.T) {
 // one task; every other answer is its replay or a 409 while it ran.
 func TestIdempotencyAcrossInstances(t *testing.T) {
 	e1 := newEnv(t, nil)
-	db2, err := postgres.Open(context.Background(), e1.dsn, postgres.Options{TokenTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db2.Close)
-	e2 := newEnvOn(t, db2, e1.dsn, nil)
+	e2 := e1.secondInstance(t, nil)
 	u := e1.newUser()
 	const body = `{"title": "Exactly once"}`
 

@@ -97,6 +97,18 @@ func newEnv(t testing.TB, env map[string]string, opts ...func(*Deps)) *testEnv {
 }
 
 // newEnvOn starts a server on an existing database, as a second instance would.
+// secondInstance is another server on e's database, with a pool, caches
+// and a revocation listener of its own, as a second process would have.
+func (e *testEnv) secondInstance(t testing.TB, env map[string]string, opts ...func(*Deps)) *testEnv {
+	t.Helper()
+	db, err := postgres.Open(context.Background(), e.dsn, postgres.Options{TokenTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return newEnvOn(t, db, e.dsn, env, opts...)
+}
+
 func newEnvOn(t testing.TB, db *postgres.DB, dsn string, env map[string]string, opts ...func(*Deps)) *testEnv {
 	t.Helper()
 	cfg := loadConfig(t, env)

@@ -20,7 +20,6 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/acme/taskmanager/internal/auth"
-	"github.com/acme/taskmanager/internal/postgres"
 )
 
 // get asks the server for path as a browser would, without following redirects.
@@ -282,12 +281,7 @@ func TestOAuthRevocationsTakeEffectAtOnce(t *testing.T) {
 	o := newOAuthEnv(t, env)
 	// The second instance shares only the database: its own pool, its own
 	// revocation listener and memory, as another process would have.
-	db2, err := postgres.Open(t.Context(), o.dsn, postgres.Options{TokenTTL: 15*time.Minute + auth.Leeway})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db2.Close)
-	second := newEnvOn(t, db2, o.dsn, env).withListener(t)
+	second := o.secondInstance(t, env).withListener(t)
 	cases := map[string]func(c registered, u *user, tok *oauth2.Token){
 		"oauth revoke": func(c registered, _ *user, tok *oauth2.Token) {
 			rq, _ := http.NewRequest("POST", o.base+"/oauth/revoke", strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))

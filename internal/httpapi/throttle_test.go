@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acme/taskmanager/internal/logtest"
-	"github.com/acme/taskmanager/internal/postgres"
 	"github.com/acme/taskmanager/internal/redistest"
 )
 
@@ -132,12 +130,7 @@ func TestSharedLimitsThroughRedis(t *testing.T) {
 	var logs logtest.Buffer
 	env := map[string]string{"RATE_LIMIT_USER": "10/minute"}
 	e1 := newEnv(t, env, withRedis(t, url, prefix, &logs))
-	db2, err := postgres.Open(context.Background(), e1.dsn, postgres.Options{TokenTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db2.Close)
-	e2 := newEnvOn(t, db2, e1.dsn, env, withRedis(t, url, prefix, &logs))
+	e2 := e1.secondInstance(t, env, withRedis(t, url, prefix, &logs))
 	u := e1.newUser()
 	freshWindow(t)
 	allowed := 0
