@@ -178,11 +178,7 @@ func TestOAuthFormsNeedTheCSRFToken(t *testing.T) {
 	c := o.register(t, nil)
 	u := o.newUser()
 	b := o.browser(t)
-	r, err := b.Get(o.base + authorizeQuery(c, testRedirect, "code_challenge", challenge, "code_challenge_method", "S256"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := formFields(t, read(t, r))
+	f := o.signInForm(t, b, c)
 	good := f.Get("csrf")
 	post := func(client *http.Client, path string, form url.Values) int {
 		r, err := client.PostForm(o.base+path, form)
@@ -503,8 +499,7 @@ func TestOAuthLoginSharesTheLoginLimits(t *testing.T) {
 	c := o.register(t, nil)
 	u := o.newUser()
 	b := o.browser(t)
-	r, _ := b.Get(o.base + authorizeQuery(c, testRedirect, "code_challenge", challenge, "code_challenge_method", "S256"))
-	f := formFields(t, read(t, r))
+	f := o.signInForm(t, b, c)
 	f.Set("username", u.username)
 	f.Set("password", "wrong-password-123")
 	for i := range 3 {
@@ -515,7 +510,7 @@ func TestOAuthLoginSharesTheLoginLimits(t *testing.T) {
 		}
 	}
 	f.Set("password", u.password)
-	r, _ = b.PostForm(o.base+"/oauth/login", f)
+	r, _ := b.PostForm(o.base+"/oauth/login", f)
 	read(t, r)
 	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("after 3 failures: status %d, want 429 with Retry-After", r.StatusCode)
@@ -641,13 +636,9 @@ func TestOAuthRequestBelongsToItsBrowser(t *testing.T) {
 	c := o.register(t, nil)
 	u := o.newUser()
 	first := o.browser(t)
-	r, err := first.Get(o.base + authorizeQuery(c, testRedirect, "code_challenge", challenge, "code_challenge_method", "S256"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := formFields(t, read(t, r)).Get("id")
+	id := o.signInForm(t, first, c).Get("id")
 	other := o.browser(t)
-	r, err = other.Get(o.base + "/oauth/login?id=" + id)
+	r, err := other.Get(o.base + "/oauth/login?id=" + id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -759,4 +750,15 @@ func TestOAuthClientsHaveTheirOwnBudget(t *testing.T) {
 	if got := o.tasksStatus(t, b); got != http.StatusForbidden {
 		t.Fatalf("client B after A spent its budget: %d, want 403 (its own budget)", got)
 	}
+}
+
+// signInForm opens a valid authorization request of c in browser b and
+// returns the fields of the sign-in form it shows.
+func (o *oauthEnv) signInForm(t *testing.T, b *http.Client, c registered) url.Values {
+	t.Helper()
+	r, err := b.Get(o.base + authorizeQuery(c, testRedirect, "code_challenge", challenge, "code_challenge_method", "S256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return formFields(t, read(t, r))
 }
