@@ -396,6 +396,149 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/token/mfa/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish a login with the second factor
+         * @description The second step of a login that `POST /api/token/` answered with
+         *     `401 mfa_required`: the `mfa_token` from its `error.mfa.token`, and
+         *     a TOTP `code` or a `recovery_code`. Answers the token pair, whose
+         *     access token records `amr: ["pwd", "otp", "mfa"]`.
+         *
+         *     An `mfa_token` lives 5 minutes, is stored only as a hash, allows 5
+         *     tries and works once. A TOTP code is accepted within one step
+         *     (30 s) of clock skew and never twice: a code of the step last used,
+         *     or an earlier one, is refused. A recovery code works once. A wrong
+         *     proof is `401 authentication_failed` and counts as a failed login
+         *     for the user, against the same budgets as a wrong password.
+         */
+        post: operations["obtainTokenMfa"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/mfa/totp/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start setting up an authenticator app (TOTP)
+         * @description Generates a TOTP secret (RFC 6238: SHA-1, 6 digits, 30 s) and
+         *     answers it once, as base32, as an `otpauth://` URI and as that URI
+         *     in an SVG QR code. Nothing changes until `POST
+         *     /api/me/mfa/totp/confirm/` proves the app holds it; starting again
+         *     before then replaces the pending secret. The secret is stored
+         *     encrypted (AES-256-GCM under `MFA_ENCRYPTION_KEY`). A user whose
+         *     TOTP is already confirmed gets `409 conflict`; in production
+         *     without `MFA_ENCRYPTION_KEY`, `503`.
+         */
+        post: operations["startTotp"];
+        /**
+         * Remove the authenticator app
+         * @description Removes the TOTP secret and every recovery code: the password alone
+         *     signs in again. Needs the password and a current `code` (or a
+         *     `recovery_code`); a wrong one is `401 authentication_failed` and
+         *     counts as a failed login. `404` when the user has no second factor.
+         */
+        delete: operations["deleteTotp"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/mfa/totp/confirm/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm the authenticator app with a first code
+         * @description A current code from the app confirms the pending secret: from now
+         *     on `POST /api/token/` answers `401 mfa_required` and the login
+         *     finishes at `POST /api/token/mfa/`. Answers ten single-use recovery
+         *     codes, shown this once and stored only as hashes. A wrong code is
+         *     `401 authentication_failed` and counts as a failed login; no
+         *     pending secret is `409 conflict`.
+         */
+        post: operations["confirmTotp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/mfa/recovery-codes/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace the recovery codes
+         * @description Ten new recovery codes; every old one dies. Needs the password and
+         *     a current `code` (or a `recovery_code`). `404` when the user has no
+         *     second factor.
+         */
+        post: operations["regenerateRecoveryCodes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/": {
         parameters: {
             query?: never;
@@ -606,6 +749,43 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/users/{id}/mfa/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path: {
+                /**
+                 * @description The user's id.
+                 * @example 8d3e9f1c-2b4a-4c6d-9e8f-0a1b2c3d4e5f
+                 */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a user's second factor
+         * @description For a locked-out user: removes their TOTP secret, recovery codes
+         *     and pending second-factor logins, so the password alone signs in
+         *     again. Recorded as the `mfa_reset` security event. `204` also when
+         *     the user had no second factor; `404` for an unknown user.
+         */
+        delete: operations["resetUserMfa"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1476,6 +1656,8 @@ export interface components {
              * @default true
              */
             revoke_api_keys: boolean;
+            code?: components["schemas"]["TOTPCode"];
+            recovery_code?: components["schemas"]["RecoveryCode"];
         };
         /** @description One login (one device). Its refresh tokens rotate within it. */
         Session: {
@@ -1511,10 +1693,65 @@ export interface components {
             previous: components["schemas"]["PageLink"];
         };
         /**
+         * @description How to finish a login that needs a second factor (only in the
+         *     `mfa_required` answer of `POST /api/token/`).
+         */
+        MFAChallenge: {
+            /** @description The `mfa_token` for `POST /api/token/mfa/`; lives 5 minutes, 5 tries, works once. */
+            token: string;
+            methods: ("totp" | "recovery_code")[];
+            /** @description Seconds the `mfa_token` still lives. */
+            expires_in: number;
+            /** @description WebAuthn request options, when the user has a passkey (not served yet). */
+            passkey_options?: Record<string, never>;
+        };
+        /** @description The `mfa_token` and exactly one of `code` and `recovery_code`. */
+        MFALoginRequest: {
+            mfa_token: string;
+            code?: components["schemas"]["TOTPCode"];
+            recovery_code?: components["schemas"]["RecoveryCode"];
+        };
+        /**
+         * @description The 6-digit code the authenticator app shows now (one step of skew is accepted; a code works once).
+         * @example 492039
+         */
+        TOTPCode: string;
+        /**
+         * @description One of the ten recovery codes; case, dashes and spaces do not matter; it works once.
+         * @example k7q2m-x9ft4
+         */
+        RecoveryCode: string;
+        CurrentPasswordRequest: {
+            /** Format: password */
+            current_password: string;
+        };
+        /** @description The password and exactly one of `code` and `recovery_code`. */
+        MFAChangeRequest: {
+            /** Format: password */
+            current_password: string;
+            code?: components["schemas"]["TOTPCode"];
+            recovery_code?: components["schemas"]["RecoveryCode"];
+        };
+        TOTPConfirmRequest: {
+            code: components["schemas"]["TOTPCode"];
+        };
+        TOTPEnrollment: {
+            /** @description The TOTP secret, base32 without padding, for typing into the app. */
+            secret: string;
+            /** @description The `otpauth://totp/` URI the app reads (issuer, account, secret, SHA1, 6 digits, 30 s). */
+            otpauth_uri: string;
+            /** @description The URI as a QR code, an SVG document. */
+            qr_svg: string;
+        };
+        RecoveryCodes: {
+            /** @description Ten single-use codes, shown this once; only their hashes are stored. */
+            recovery_codes: string[];
+        };
+        /**
          * @description The kind of a security event, as in the `event` field of the security log lines.
          * @enum {string}
          */
-        SecurityEventName: "user_registered" | "login_succeeded" | "login_failed" | "current_password_failed" | "token_reuse_detected" | "session_revoked" | "password_changed" | "key_created" | "key_revoked" | "throttled" | "permission_denied" | "user_updated" | "oauth_client_created" | "oauth_client_deleted" | "oauth_consent_granted" | "oauth_consent_withdrawn" | "csrf_refused";
+        SecurityEventName: "user_registered" | "login_succeeded" | "login_failed" | "current_password_failed" | "token_reuse_detected" | "session_revoked" | "password_changed" | "key_created" | "key_revoked" | "throttled" | "permission_denied" | "user_updated" | "oauth_client_created" | "oauth_client_deleted" | "oauth_consent_granted" | "oauth_consent_withdrawn" | "csrf_refused" | "mfa_enrolled" | "mfa_removed" | "mfa_reset" | "recovery_code_used" | "recovery_codes_regenerated" | "second_factor_failed";
         /**
          * @description One security event. `user_id` and `username` name the user the event
          *     is about (the account a failed login tried, the owner of a reused
@@ -1604,6 +1841,8 @@ export interface components {
              *     default) ahead.
              */
             expires_at?: string | null;
+            code?: components["schemas"]["TOTPCode"];
+            recovery_code?: components["schemas"]["RecoveryCode"];
         };
         APIKeyPage: {
             results: components["schemas"]["APIKey"][];
@@ -1803,8 +2042,9 @@ export interface components {
          *     | 500 | `internal_error` |
          *     | 503 | `service_unavailable` |
          *
-         *     `mfa_required` belongs to a feature of the contract (the second
-         *     factor) that the server does not serve yet.
+         *     `mfa_required`: a second factor is needed, at login (with
+         *     `error.mfa`) or for a sensitive action (step-up, RFC 9470: its
+         *     `WWW-Authenticate` carries `error="insufficient_user_authentication"`).
          * @enum {string}
          */
         ErrorCode: "bad_request" | "malformed_json" | "validation_failed" | "not_authenticated" | "invalid_token" | "authentication_failed" | "mfa_required" | "permission_denied" | "not_found" | "method_not_allowed" | "conflict" | "quota_exceeded" | "precondition_failed" | "payload_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "throttled" | "internal_error" | "service_unavailable";
@@ -1828,6 +2068,7 @@ export interface components {
                 };
                 /** @description Equal to the response's `X-Request-ID` header. */
                 request_id: string;
+                mfa?: components["schemas"]["MFAChallenge"];
             };
         };
     };
@@ -1966,6 +2207,14 @@ export interface components {
          *     what is wrong (malformed, expired, revoked, wrong scheme). Carries
          *     `WWW-Authenticate: Bearer realm="api"` (with `error="invalid_token"`
          *     and `error_description` for `invalid_token`).
+         *
+         *     For a user with a second factor, minting an API key and changing the
+         *     password also need a `code` or `recovery_code` in the body, or a
+         *     session that used a second factor less than 10 minutes ago:
+         *     otherwise `mfa_required` (step-up, RFC 9470:
+         *     `WWW-Authenticate: Bearer realm="api",
+         *     error="insufficient_user_authentication", ...`); a wrong code is
+         *     `authentication_failed` and counts as a failed login.
          */
         UnauthorizedOrWrongPassword: {
             headers: {
@@ -1974,6 +2223,22 @@ export interface components {
                 "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
                 "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
                 "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `authentication_failed` when the `current_password`, the second-factor
+         *     `code` or `recovery_code`, or the `mfa_token` is wrong (unknown,
+         *     expired, used, or out of tries): a wrong password or proof counts as
+         *     a failed login for the user. Otherwise as every `401`.
+         */
+        WrongSecondFactor: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                 [name: string]: unknown;
             };
             content: {
@@ -2830,6 +3095,10 @@ export interface operations {
              * @description `authentication_failed`: bad credentials. The same body and
              *     `WWW-Authenticate: Bearer realm="api"` for an unknown user, a
              *     wrong password and an inactive user. Counts as a failed login.
+             *
+             *     `mfa_required`: the password is right and the user has a second
+             *     factor. No tokens yet: `error.mfa` carries the `mfa_token` for
+             *     `POST /api/token/mfa/`, the methods it takes and its lifetime.
              */
             401: {
                 headers: {
@@ -3062,6 +3331,214 @@ export interface operations {
             };
             401: components["responses"]["UnauthorizedOrWrongPassword"];
             403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    obtainTokenMfa: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MFALoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Logged in with two factors. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["WrongSecondFactor"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    startTotp: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CurrentPasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description The secret, shown this once. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TOTPEnrollment"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["UnauthorizedOrWrongPassword"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteTotp: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MFAChangeRequest"];
+            };
+        };
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["WrongSecondFactor"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    confirmTotp: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TOTPConfirmRequest"];
+            };
+        };
+        responses: {
+            /** @description Confirmed; the recovery codes, shown this once. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["WrongSecondFactor"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    regenerateRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MFAChangeRequest"];
+            };
+        };
+        responses: {
+            /** @description The new recovery codes, shown this once. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["WrongSecondFactor"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
@@ -3413,6 +3890,39 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    resetUserMfa: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path: {
+                /**
+                 * @description The user's id.
+                 * @example 8d3e9f1c-2b4a-4c6d-9e8f-0a1b2c3d4e5f
+                 */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequestHeaders"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];

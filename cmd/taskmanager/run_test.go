@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	devOAuthKeyFile = filepath.Join(keyDir, "oauth_rsa_key.pem")
+	devMFAKeyFile = filepath.Join(keyDir, "mfa_encryption_key")
 	pgtest.Main(m, redistest.Stop, removeBinary, func() { _ = os.RemoveAll(keyDir) })
 }
 

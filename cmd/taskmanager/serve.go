@@ -46,6 +46,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 		log.Info("OAUTH_RSA_KEY_FILE unset: signing OAuth tokens with the development key", "file", devOAuthKeyFile)
 	}
+	if cfg.MFAEncryptionKey == nil && !cfg.Production() { // production warned above: enrollment is off
+		if cfg.MFAEncryptionKey, err = devMFAKey(devMFAKeyFile); err != nil {
+			return fmt.Errorf("development MFA key: %w", err)
+		}
+		log.Info("MFA_ENCRYPTION_KEY unset: sealing TOTP secrets with the development key", "file", devMFAKeyFile)
+	}
 	// The port first: when another server has it, say so before anything
 	// else is started, and never claim to serve.
 	ln, err := listen(cfg.ListenAddr)
@@ -90,8 +96,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	handler := httpapi.NewServer(httpapi.ConfigFrom(cfg), log, httpapi.Deps{
 		Tokens: auth.NewTokens(httpapi.TokenConfig(cfg)), Hasher: auth.NewHasher(cfg.PasswordHashLimit),
 		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
-		Revocations: db.Revocations(), OAuth: db.OAuth(), Ping: db.Ping, RateStore: rateStores, Now: time.Now,
-		Metrics: m, Audit: trail,
+		Revocations: db.Revocations(), OAuth: db.OAuth(), MFA: db.MFA(), Secrets: httpapi.SecretBox(cfg),
+		Ping: db.Ping, RateStore: rateStores, Now: time.Now, Metrics: m, Audit: trail,
 	})
 	if cfg.MetricsAddr != "" {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, m, log)

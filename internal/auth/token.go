@@ -46,6 +46,9 @@ type Claims struct {
 	// AuthTime is when the user signed in (OpenID Connect's auth_time); a
 	// refresh keeps it, so a session's age is known from any of its tokens.
 	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
+	// AMR names how the user signed in (RFC 8176: pwd, otp, mfa, hwk...);
+	// a refresh keeps it, as it keeps auth_time.
+	AMR []string `json:"amr,omitempty"`
 }
 
 // Token is a verified token's identity.
@@ -56,6 +59,7 @@ type Token struct {
 	IssuedAt  time.Time
 	AuthTime  time.Time
 	ExpiresAt time.Time
+	AMR       []string // read only: shared by the copies the cache hands out
 }
 
 // TokenConfig configures a Tokens. With PrivateKey set, tokens are signed
@@ -216,6 +220,11 @@ func (t *Tokens) TTL(k Kind) time.Duration {
 // authTime. It never outlives the session's maximum age: ErrSessionEnded
 // when that has passed.
 func (t *Tokens) Issue(k Kind, userID, sessionID uuid.UUID, authTime, now time.Time) (string, time.Time, error) {
+	return t.IssueAMR(k, userID, sessionID, authTime, now, nil)
+}
+
+// IssueAMR is Issue for a sign-in made with the methods amr (RFC 8176).
+func (t *Tokens) IssueAMR(k Kind, userID, sessionID uuid.UUID, authTime, now time.Time, amr []string) (string, time.Time, error) {
 	exp := now.Add(t.TTL(k)).Truncate(time.Second)
 	if t.cfg.SessionMaxAge > 0 {
 		end := authTime.Add(t.cfg.SessionMaxAge).Truncate(time.Second)
@@ -237,6 +246,7 @@ func (t *Tokens) Issue(k Kind, userID, sessionID uuid.UUID, authTime, now time.T
 		},
 		SessionID: sessionID.String(),
 		AuthTime:  jwt.NewNumericDate(authTime),
+		AMR:       amr,
 	}
 	tok := jwt.NewWithClaims(t.method, claims)
 	tok.Header["typ"] = string(k)
@@ -286,7 +296,7 @@ func (t *Tokens) Verify(k Kind, raw string) (*Token, error) {
 		return nil, ErrInvalidToken
 	}
 	out := &Token{UserID: uid, SessionID: sid, ID: claims.ID, IssuedAt: claims.IssuedAt.Time,
-		AuthTime: claims.IssuedAt.Time, ExpiresAt: claims.ExpiresAt.Time}
+		AuthTime: claims.IssuedAt.Time, ExpiresAt: claims.ExpiresAt.Time, AMR: claims.AMR}
 	if claims.AuthTime != nil {
 		out.AuthTime = claims.AuthTime.Time
 	}

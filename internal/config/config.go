@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -55,6 +56,13 @@ type Config struct {
 	// OAuthPreviousRSAKeys verify OAuth tokens signed before a rotation
 	// (OAUTH_PREVIOUS_RSA_KEY_FILES) and stay in the JWKS; they never sign.
 	OAuthPreviousRSAKeys []*rsa.PublicKey
+	// MFAEncryptionKey seals TOTP secrets at rest (AES-256-GCM), from
+	// MFA_ENCRYPTION_KEY (64 hex digits). Nil when unset: development's
+	// serve generates one under .data/; production warns that the second
+	// factor cannot be set up. MFAPreviousEncryptionKeys
+	// (MFA_PREVIOUS_ENCRYPTION_KEYS) only open secrets sealed before a rotation.
+	MFAEncryptionKey          []byte
+	MFAPreviousEncryptionKeys [][]byte
 
 	LogLevel string
 	LogFile  string
@@ -235,6 +243,12 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 			c.OAuthPreviousRSAKeys = append(c.OAuthPreviousRSAKeys, k)
 		}
 	}
+	c.MFAEncryptionKey = r.encryptionKey("MFA_ENCRYPTION_KEY", r.str("MFA_ENCRYPTION_KEY", ""))
+	for _, k := range r.list("MFA_PREVIOUS_ENCRYPTION_KEYS") {
+		if key := r.encryptionKey("MFA_PREVIOUS_ENCRYPTION_KEYS", k); key != nil {
+			c.MFAPreviousEncryptionKeys = append(c.MFAPreviousEncryptionKeys, key)
+		}
+	}
 	for _, path := range r.list("JWT_PREVIOUS_PUBLIC_KEY_FILES") {
 		if k := r.publicKey("JWT_PREVIOUS_PUBLIC_KEY_FILES", path); k != nil {
 			c.JWTPreviousPublicKeys = append(c.JWTPreviousPublicKeys, k)
@@ -349,6 +363,9 @@ func (c *Config) warnings(getenv func(string) string) []string {
 	var out []string
 	if c.OAuthRSAKey == nil {
 		out = append(out, "OAUTH_RSA_KEY_FILE is unset: production never signs with a generated key, so the OAuth and OpenID Connect server is off (its routes answer 404) until it names an RSA key (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072)")
+	}
+	if c.MFAEncryptionKey == nil {
+		out = append(out, "MFA_ENCRYPTION_KEY is unset: production never seals TOTP secrets with a generated key, so users cannot set up an authenticator app (enrollment answers 503) until it is set (openssl rand -hex 32)")
 	}
 	if u, err := url.Parse(c.RedisURL); c.RedisURL != "" && err == nil && u.Scheme == "redis" && !loopback(u.Hostname()) {
 		out = append(out, "REDIS_URL is plain redis:// to a non-loopback host: rate-limit traffic and the Redis password cross the network unencrypted; use rediss://")
@@ -489,6 +506,19 @@ type reader struct {
 }
 
 func (r *reader) problem(s string) { r.problems = append(r.problems, s) }
+
+// encryptionKey reads a 256-bit key written as 64 hex digits; nil for "".
+func (r *reader) encryptionKey(name, v string) []byte {
+	if v == "" {
+		return nil
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(v))
+	if err != nil || len(k) != 32 {
+		r.problem(fmt.Sprintf("%s must be 64 hex digits, a 256-bit key (generate one with: openssl rand -hex 32)", name))
+		return nil
+	}
+	return k
+}
 
 func (r *reader) str(name, def string) string {
 	if v := strings.TrimSpace(r.getenv(name)); v != "" {

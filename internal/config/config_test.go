@@ -44,8 +44,12 @@ func prodEnv() env {
 		"CORS_ALLOWED_ORIGINS": "https://app.example.com",
 		"SECURE_SSL_REDIRECT":  "true",
 		"OAUTH_RSA_KEY_FILE":   rsaKeyFile,
+		"MFA_ENCRYPTION_KEY":   testMFAKey,
 	}
 }
+
+// testMFAKey is a valid MFA_ENCRYPTION_KEY: 64 hex digits.
+const testMFAKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 func mustLoad(t *testing.T, e env, need string) *Config {
 	t.Helper()

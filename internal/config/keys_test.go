@@ -200,3 +200,26 @@ func TestLoadOAuthRSAKey(t *testing.T) {
 		t.Fatalf("production without OAUTH_RSA_KEY_FILE: warnings = %q", c.Warnings)
 	}
 }
+
+func TestLoadMFAEncryptionKey(t *testing.T) {
+	c := mustLoad(t, prodEnv().with("MFA_PREVIOUS_ENCRYPTION_KEYS", strings.Repeat("ab", 32)), "serve")
+	if len(c.MFAEncryptionKey) != 32 || len(c.MFAPreviousEncryptionKeys) != 1 || len(c.Warnings) != 0 {
+		t.Fatalf("key %d bytes, %d previous, warnings %q", len(c.MFAEncryptionKey), len(c.MFAPreviousEncryptionKeys), c.Warnings)
+	}
+	for _, bad := range []string{"short", strings.Repeat("zz", 32), strings.Repeat("ab", 31), strings.Repeat("ab", 33)} {
+		if lines := problems(t, devEnv().with("MFA_ENCRYPTION_KEY", bad), "serve"); len(lines) != 1 ||
+			!strings.Contains(lines[0], "MFA_ENCRYPTION_KEY must be 64 hex digits") {
+			t.Errorf("MFA_ENCRYPTION_KEY=%q: problems = %q", bad, lines)
+		}
+	}
+	if lines := problems(t, devEnv().with("MFA_PREVIOUS_ENCRYPTION_KEYS", "nope"), "serve"); len(lines) != 1 ||
+		!strings.Contains(lines[0], "MFA_PREVIOUS_ENCRYPTION_KEYS") {
+		t.Errorf("a bad previous key: problems = %q", lines)
+	}
+	// Production without it starts (the contract's baseline has none) and
+	// says enrollment is off.
+	c = mustLoad(t, prodEnv().with("MFA_ENCRYPTION_KEY", ""), "serve")
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "MFA_ENCRYPTION_KEY is unset") {
+		t.Fatalf("production without MFA_ENCRYPTION_KEY: warnings = %q", c.Warnings)
+	}
+}

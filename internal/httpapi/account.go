@@ -24,11 +24,12 @@ type passwordChangeRequest struct {
 	CurrentPassword *string `json:"current_password" validate:"required"`
 	NewPassword     *string `json:"new_password" validate:"required"`
 	RevokeAPIKeys   *bool   `json:"revoke_api_keys"`
+	stepUp
 }
 
 // valid checks that both passwords are there; the new one is checked
 // against the policy once the current one has proved who the user is.
-func (req *passwordChangeRequest) valid() error { return check(req) }
+func (req *passwordChangeRequest) valid() error { return merge(check(req), req.onlyOne()) }
 
 func (req *passwordChangeRequest) currentPassword() string { return *req.CurrentPassword }
 

@@ -121,7 +121,9 @@ type tokenPairJSON struct {
 	ExpiresIn int    `json:"expires_in"`
 }
 
-// handleTokenObtain handles POST /api/token/: a login, which opens a session.
+// handleTokenObtain handles POST /api/token/: a login, which opens a
+// session, or for a user with a second factor answers mfa_required with
+// the mfa_token that POST /api/token/mfa/ finishes it with.
 func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 	var req credentials
 	if err := s.decode(w, r, &req); err != nil {
@@ -133,8 +135,23 @@ func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	t, err := s.secondFactor(r.Context(), u.ID)
+	if err == nil && t != nil {
+		info(r.Context()).userID = u.ID.String()
+		err = s.challenge(r.Context(), u)
+	}
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.openSession(w, r, u, []string{task.AMRPassword})
+}
+
+// openSession opens a session for u, signed in now with the methods amr,
+// and answers its token pair.
+func (s *Server) openSession(w http.ResponseWriter, r *http.Request, u *task.User, amr []string) {
 	sess := &task.Session{ID: uuid.New(), UserID: u.ID, UserAgent: truncate(r.UserAgent(), 256), IP: info(r.Context()).clientIP}
-	access, refresh, refreshExp, err := s.issuePair(u.ID, sess.ID, s.now())
+	access, refresh, refreshExp, err := s.issuePair(u.ID, sess.ID, s.now(), amr)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -144,22 +161,23 @@ func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info(r.Context()).userID = u.ID.String()
-	s.securityEvent(r, "login_succeeded", "session_id", sess.ID.String())
+	s.securityEvent(r, "login_succeeded", "session_id", sess.ID.String(), "amr", strings.Join(amr, " "))
 	s.encode(w, http.StatusOK, tokenPairJSON{Access: access, Refresh: refresh, TokenType: "Bearer",
 		ExpiresIn: int(s.tokens.TTL(auth.Access).Seconds())})
 }
 
 // issuePair signs a new access token and refresh token for a session that
-// began at authTime; none once the session has reached its maximum age.
-func (s *Server) issuePair(userID, sessionID uuid.UUID, authTime time.Time) (access, refresh string, refreshExp time.Time, err error) {
+// began at authTime with the methods amr; none once the session has
+// reached its maximum age.
+func (s *Server) issuePair(userID, sessionID uuid.UUID, authTime time.Time, amr []string) (access, refresh string, refreshExp time.Time, err error) {
 	now := s.now()
-	if refresh, refreshExp, err = s.tokens.Issue(auth.Refresh, userID, sessionID, authTime, now); err != nil {
+	if refresh, refreshExp, err = s.tokens.IssueAMR(auth.Refresh, userID, sessionID, authTime, now, amr); err != nil {
 		if errors.Is(err, auth.ErrSessionEnded) {
 			err = task.ErrSessionEnded
 		}
 		return "", "", time.Time{}, err
 	}
-	access, _, err = s.tokens.Issue(auth.Access, userID, sessionID, authTime, now)
+	access, _, err = s.tokens.IssueAMR(auth.Access, userID, sessionID, authTime, now, amr)
 	return access, refresh, refreshExp, err
 }
 
@@ -197,9 +215,13 @@ func (s *Server) login(r *http.Request, username, password string) (u *task.User
 
 // reauthenticate asks the signed-in caller for their password again (to
 // mint a key, to change it) and returns their account. A wrong one counts
-// as a failed login.
-func (s *Server) reauthenticate(r *http.Request, password string) (u *task.User, err error) {
-	u, err = s.deps.Users.FindUserByID(r.Context(), task.IdentityFromContext(r.Context()).UserID)
+// as a failed login. With p, a user who has a second factor must also
+// prove it: by p's code or recovery code, or by a session that used one
+// less than task.StepUpWindow ago; else mfa_required (RFC 9470). A wrong
+// proof counts as a failed login too.
+func (s *Server) reauthenticate(r *http.Request, password string, p *stepUp) (u *task.User, err error) {
+	id := task.IdentityFromContext(r.Context())
+	u, err = s.deps.Users.FindUserByID(r.Context(), id.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -216,23 +238,37 @@ func (s *Server) reauthenticate(r *http.Request, password string) (u *task.User,
 		s.securityEvent(r, "current_password_failed")
 		return nil, task.ErrWrongPassword
 	}
+	if p == nil {
+		return u, nil
+	}
+	t, err := s.secondFactor(r.Context(), u.ID)
+	if err != nil || t == nil {
+		return u, err
+	}
+	if !p.given() && s.steppedUp(id) {
+		return u, nil
+	}
+	if _, err := s.proveSecondFactor(r, t, p); err != nil {
+		return nil, err
+	}
 	return u, nil
 }
 
 // passwordRequest is a request body that carries the caller's current
-// password, which its valid demands.
+// password, which its valid demands, and may carry a second-factor proof.
 type passwordRequest interface {
 	request
 	currentPassword() string
+	proof() *stepUp
 }
 
 // decodeReauthenticated decodes the body into req, then proves the caller
-// again with the current password in it.
+// again with the current password in it, and the second factor.
 func (s *Server) decodeReauthenticated(w http.ResponseWriter, r *http.Request, req passwordRequest) (*task.User, error) {
 	if err := s.decode(w, r, req); err != nil {
 		return nil, err
 	}
-	return s.reauthenticate(r, req.currentPassword())
+	return s.reauthenticate(r, req.currentPassword(), req.proof())
 }
 
 // attempt is one password check, counted against the failed-login budgets.
@@ -330,7 +366,7 @@ func (s *Server) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	access, refresh, refreshExp, err := s.issuePair(old.UserID, old.SessionID, old.AuthTime)
+	access, refresh, refreshExp, err := s.issuePair(old.UserID, old.SessionID, old.AuthTime, old.AMR)
 	if err != nil {
 		s.error(w, r, err)
 		return

@@ -85,3 +85,16 @@ func TokenConfig(c *config.Config) auth.TokenConfig {
 		PreviousRSAKeys:    c.OAuthPreviousRSAKeys,
 	}
 }
+
+// SecretBox is the box that seals second-factor secrets under
+// MFA_ENCRYPTION_KEY; nil without a key (enrollment then answers 503).
+func SecretBox(c *config.Config) *auth.SecretBox {
+	if c.MFAEncryptionKey == nil {
+		return nil
+	}
+	b, err := auth.NewSecretBox(c.MFAEncryptionKey, c.MFAPreviousEncryptionKeys...)
+	if err != nil {
+		return nil // config.Load checked every key's length
+	}
+	return b
+}

@@ -19,6 +19,7 @@ var statusByCode = map[string]int{
 	task.EUNAUTHORIZED: http.StatusUnauthorized,
 	task.EINVALIDTOKEN: http.StatusUnauthorized,
 	task.EAUTHFAILED:   http.StatusUnauthorized,
+	task.EMFAREQUIRED:  http.StatusUnauthorized,
 	task.EFORBIDDEN:    http.StatusForbidden,
 	task.ENOTFOUND:     http.StatusNotFound,
 	task.EMETHOD:       http.StatusMethodNotAllowed,
@@ -49,6 +50,7 @@ type errorDetail struct {
 	Message   string              `json:"message"`
 	Fields    map[string][]string `json:"fields,omitempty"`
 	RequestID string              `json:"request_id"`
+	MFA       *task.MFAChallenge  `json:"mfa,omitempty"`
 }
 
 // error writes err as the contract's error body. It is the only place that
@@ -82,6 +84,10 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 			// RFC 6750 3: our messages use only the characters it allows.
 			v += `, error="invalid_token", error_description="` + task.ErrorMessage(err) + `"`
 		}
+		if code == task.EMFAREQUIRED {
+			// RFC 9470 3: the token is good, the way the user signed in is not enough.
+			v += `, error="insufficient_user_authentication", error_description="` + task.ErrorMessage(err) + `"`
+		}
 		w.Header().Set("WWW-Authenticate", v)
 	case http.StatusTooManyRequests:
 		var rf refusal
@@ -96,6 +102,7 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 		Message:   task.ErrorMessage(err),
 		Fields:    task.ErrorFields(err),
 		RequestID: ri.id,
+		MFA:       task.ErrorMFA(err),
 	}})
 }
 

@@ -180,6 +180,13 @@ func fieldNames(t reflect.Type) map[string]bool {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			// encoding/json promotes an embedded struct's fields (stepUp).
+			for n := range fieldNames(f.Type) {
+				names[n] = true
+			}
+			continue
+		}
 		if name == "" {
 			name = f.Name
 		}

@@ -41,6 +41,7 @@ type keyRequest struct {
 	CurrentPassword *string   `json:"current_password" validate:"required"`
 	Scopes          *[]string `json:"scopes" validate:"omitnil,min=1,max=2,unique,dive,oneof=tasks:read tasks:write"`
 	ExpiresAt       *string   `json:"expires_at"`
+	stepUp
 
 	// now, defaultTTL and maxTTL are set before decoding: expires_at is
 	// read against them. valid sets expires.
@@ -59,7 +60,7 @@ func (req *keyRequest) valid() error {
 	}
 	var expErr error
 	req.expires, expErr = req.expiry()
-	return merge(check(req), expErr)
+	return merge(check(req), expErr, req.onlyOne())
 }
 
 func (req *keyRequest) currentPassword() string { return *req.CurrentPassword }

@@ -29,6 +29,7 @@ var securityEvents = []string{
 	"token_reuse_detected", "session_revoked", "password_changed", "key_created", "key_revoked",
 	"throttled", "permission_denied", "user_updated",
 	"oauth_client_created", "oauth_client_deleted", "oauth_consent_granted", "oauth_consent_withdrawn", "csrf_refused",
+	"mfa_enrolled", "mfa_removed", "mfa_reset", "recovery_code_used", "recovery_codes_regenerated", "second_factor_failed",
 }
 
 // subjectKeys name, in order, the argument of securityEvent that says

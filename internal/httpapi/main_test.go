@@ -81,10 +81,14 @@ func testDeps(cfg *config.Config, db *postgres.DB) Deps {
 	if cfg.OAuthRSAKey == nil {
 		cfg.OAuthRSAKey = testRSAKey()
 	}
+	if cfg.MFAEncryptionKey == nil {
+		cfg.MFAEncryptionKey = bytes.Repeat([]byte{7}, 32)
+	}
 	return Deps{
 		Tokens: auth.NewTokens(TokenConfig(cfg)), Hasher: auth.NewHasher(cfg.PasswordHashLimit),
 		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
-		Revocations: db.Revocations(), OAuth: db.OAuth(), Ping: db.Ping, RateStore: ratelimit.LocalStores, Now: time.Now,
+		Revocations: db.Revocations(), OAuth: db.OAuth(), MFA: db.MFA(), Secrets: SecretBox(cfg),
+		Ping: db.Ping, RateStore: ratelimit.LocalStores, Now: time.Now,
 	}
 }
 

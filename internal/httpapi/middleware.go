@@ -395,7 +395,8 @@ func (s *Server) identify(ctx context.Context, ri *reqInfo, header string) (*tas
 	if err != nil {
 		return nil, err
 	}
-	return &task.Identity{UserID: tok.UserID, SessionID: tok.SessionID, Scheme: task.SchemeBearer}, nil
+	return &task.Identity{UserID: tok.UserID, SessionID: tok.SessionID, Scheme: task.SchemeBearer,
+		AuthTime: tok.AuthTime, AMR: tok.AMR}, nil
 }
 
 // checkAccess verifies an access token and that its session still lives.

@@ -175,7 +175,7 @@ type authRequest struct {
 
 func (a *authRequest) GetID() string          { return a.a.ID.String() }
 func (a *authRequest) GetACR() string         { return "" }
-func (a *authRequest) GetAMR() []string       { return []string{"pwd"} }
+func (a *authRequest) GetAMR() []string       { return amrOr(a.a.AMR) }
 func (a *authRequest) GetAudience() []string  { return []string{a.audience} }
 func (a *authRequest) GetAuthTime() time.Time { return a.a.AuthTime }
 func (a *authRequest) GetClientID() string    { return a.a.Client }
@@ -204,7 +204,7 @@ type grantRequest struct {
 	refresh  string // the refresh token presented, for rotation
 }
 
-func (g *grantRequest) GetAMR() []string       { return []string{"pwd"} }
+func (g *grantRequest) GetAMR() []string       { return amrOr(g.g.AMR) }
 func (g *grantRequest) GetAudience() []string  { return []string{g.audience} }
 func (g *grantRequest) GetAuthTime() time.Time { return g.g.AuthTime }
 func (g *grantRequest) GetClientID() string    { return g.g.Client }
@@ -370,7 +370,7 @@ func (st *oauthStorage) openGrant(ctx context.Context, req op.TokenRequest, refr
 	var authID *uuid.UUID
 	switch r := req.(type) {
 	case *authRequest:
-		g = &task.Grant{ClientID: r.a.ClientID, UserID: r.a.UserID, Scopes: r.a.Scopes, AuthTime: r.a.AuthTime}
+		g = &task.Grant{ClientID: r.a.ClientID, UserID: r.a.UserID, Scopes: r.a.Scopes, AuthTime: r.a.AuthTime, AMR: r.a.AMR}
 		authID = &r.a.ID
 	case *grantRequest:
 		g = &task.Grant{ClientID: r.g.ClientID, Scopes: r.scopes, AuthTime: now}
@@ -707,4 +707,13 @@ func (s *Server) identifyOAuth(ctx context.Context, raw string) (*task.Identity,
 	}
 	return &task.Identity{UserID: tok.UserID, SessionID: tok.Grant, Scheme: task.SchemeOAuth, Scopes: scopes,
 		ClientID: tok.ClientID}, nil
+}
+
+// amrOr is how a user signed in on the sign-in page: the password alone
+// for requests and grants from before amr was recorded.
+func amrOr(amr []string) []string {
+	if len(amr) == 0 {
+		return []string{task.AMRPassword}
+	}
+	return amr
 }

@@ -98,7 +98,7 @@ func (o *oauthEnv) browser(t testing.TB) *http.Client {
 	}}
 }
 
-var hiddenInput = regexp.MustCompile(`name="(csrf|id)" value="([^"]*)"`)
+var hiddenInput = regexp.MustCompile(`name="(csrf|id|mfa_token)" value="([^"]*)"`)
 
 func formFields(t testing.TB, body string) url.Values {
 	t.Helper()

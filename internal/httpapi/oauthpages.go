@@ -68,6 +68,9 @@ type pageData struct {
 	ID       string
 	Username string
 	Scopes   []string
+	// MFAToken, on the sign-in page, asks for the second factor of the
+	// login it names.
+	MFAToken string
 }
 
 // page renders a server page. Errors on pages never echo raw input.
@@ -491,17 +494,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, status, "login.html", a.RedirectURI, pageData{Title: "Sign in", App: c.Name, Error: msg,
 			CSRF: csrfToken(secret, id), ID: id})
 	}
-	username, password := strings.TrimSpace(r.PostForm.Get("username")), r.PostForm.Get("password")
-	if username == "" || password == "" || len(username) > 150 {
-		again(http.StatusUnauthorized, "Wrong username or password.")
-		return
+	secondStep := func(status int, msg, token string) {
+		s.page(w, r, status, "login.html", a.RedirectURI, pageData{Title: "Sign in", App: c.Name, Error: msg,
+			CSRF: csrfToken(secret, id), ID: id, MFAToken: token})
 	}
-	u, err := s.login(r, username, password)
-	if err != nil {
+	refuse := func(err error, wrong func()) {
 		var ref refusal
 		switch {
 		case task.ErrorCode(err) == task.EAUTHFAILED:
-			again(http.StatusUnauthorized, "Wrong username or password.")
+			wrong()
 		case errors.As(err, &ref):
 			ref.headers(w)
 			again(http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again.")
@@ -512,11 +513,60 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			s.log.ErrorContext(r.Context(), "request failed", "request_id", info(r.Context()).id, "err", err.Error())
 			again(http.StatusInternalServerError, "Internal server error.")
 		}
-		return
+	}
+	var u *task.User
+	var amr []string
+	if token := r.PostForm.Get("mfa_token"); token != "" {
+		// The second step: the password was right, the code comes now.
+		code := strings.TrimSpace(r.PostForm.Get("code"))
+		if code == "" || len(code) > 64 || len(token) > 256 {
+			secondStep(http.StatusUnauthorized, "Enter the code from your authenticator app, or a recovery code.", token)
+			return
+		}
+		p := &stepUp{RecoveryCode: &code}
+		if len(code) == auth.TOTPDigits && strings.Trim(code, "0123456789") == "" {
+			p = &stepUp{Code: &code}
+		}
+		var err error
+		if u, amr, err = s.finishMFA(r, auth.HashSecret(token), p); err != nil {
+			refuse(err, func() {
+				if errors.Is(err, task.ErrMFATokenInvalid) {
+					again(http.StatusUnauthorized, "This sign-in has expired. Enter your username and password again.")
+					return
+				}
+				secondStep(http.StatusUnauthorized, "That code is not valid.", token)
+			})
+			return
+		}
+	} else {
+		username, password := strings.TrimSpace(r.PostForm.Get("username")), r.PostForm.Get("password")
+		if username == "" || password == "" || len(username) > 150 {
+			again(http.StatusUnauthorized, "Wrong username or password.")
+			return
+		}
+		var err error
+		if u, err = s.login(r, username, password); err != nil {
+			refuse(err, func() { again(http.StatusUnauthorized, "Wrong username or password.") })
+			return
+		}
+		t, err := s.secondFactor(r.Context(), u.ID)
+		if err == nil && t != nil {
+			info(r.Context()).userID = u.ID.String()
+			err = s.challenge(r.Context(), u)
+			if ch := task.ErrorMFA(err); ch != nil {
+				secondStep(http.StatusOK, "", ch.Token)
+				return
+			}
+		}
+		if err != nil {
+			refuse(err, func() { again(http.StatusUnauthorized, "Wrong username or password.") })
+			return
+		}
+		amr = []string{task.AMRPassword}
 	}
 	info(r.Context()).userID = u.ID.String()
 	browser := auth.HashSecret(secret)
-	if err := s.deps.OAuth.SignInAuthRequest(r.Context(), a.ID, u.ID, s.now(), browser); err != nil {
+	if err := s.deps.OAuth.SignInAuthRequest(r.Context(), a.ID, u.ID, s.now(), amr, browser); err != nil {
 		s.errorPage(w, r, http.StatusBadRequest, "This sign-in request has expired or was started in another browser.")
 		return
 	}

@@ -43,6 +43,7 @@ func (s *Server) routes() {
 
 		s.handle(r, "POST /api/register", public, registerRate, s.handleRegister)
 		s.handle(r, "POST /api/token", public, loginRate, s.handleTokenObtain)
+		s.handle(r, "POST /api/token/mfa", public, loginRate, s.handleTokenMFA)
 		s.handle(r, "POST /api/token/refresh", public, tokenRate, s.handleTokenRefresh)
 		s.handle(r, "POST /api/token/verify", public, tokenRate, s.handleTokenVerify)
 		s.handle(r, "POST /api/token/blacklist", public, tokenRate, s.handleTokenBlacklist)
@@ -53,6 +54,10 @@ func (s *Server) routes() {
 		s.handle(r, "GET /api/sessions", bearer, generalRate, s.handleSessionList)
 		s.handle(r, "DELETE /api/sessions/{id}", bearer, generalRate, s.handleSessionDelete)
 		s.handle(r, "GET /api/me/events", bearer, generalRate, s.handleMyEvents)
+		s.handle(r, "POST /api/me/mfa/totp", bearer, generalRate, s.handleTOTPStart)
+		s.handle(r, "POST /api/me/mfa/totp/confirm", bearer, generalRate, s.handleTOTPConfirm)
+		s.handle(r, "DELETE /api/me/mfa/totp", bearer, generalRate, s.handleTOTPDelete)
+		s.handle(r, "POST /api/me/mfa/recovery-codes", bearer, generalRate, s.handleRecoveryCodes)
 
 		s.handle(r, "GET /api/keys", bearer, generalRate, s.handleKeyList)
 		s.handle(r, "POST /api/keys", bearer, keyCreateRate, s.handleKeyCreate)
@@ -67,6 +72,7 @@ func (s *Server) routes() {
 
 		s.handle(r, "GET /api/admin/users", admin, generalRate, s.handleUserList)
 		s.handle(r, "PATCH /api/admin/users/{id}", admin, generalRate, s.handleUserUpdate)
+		s.handle(r, "DELETE /api/admin/users/{id}/mfa", admin, generalRate, s.handleUserMFAReset)
 		s.handle(r, "GET /api/admin/audit", admin, generalRate, s.handleAuditList)
 
 		s.handle(r, "GET /api/admin/oauth/clients", admin, generalRate, s.handleClientList)

@@ -19,7 +19,7 @@ import (
 )
 
 // Deps are the collaborators a Server needs, built by serve (and by the
-// tests the same way). Every field is required but Metrics and Audit.
+// tests the same way). Every field is required but Secrets, Metrics and Audit.
 type Deps struct {
 	Tokens      *auth.Tokens // issues and verifies JWTs (built from TokenConfig)
 	Hasher      *auth.Hasher // hashes and checks passwords
@@ -29,6 +29,10 @@ type Deps struct {
 	Keys        task.KeyStore
 	Revocations task.Revocations
 	OAuth       task.OAuthStore
+	MFA         task.MFAStore
+	// Secrets seals TOTP secrets at rest; nil (no MFA_ENCRYPTION_KEY in
+	// production) turns enrollment off.
+	Secrets *auth.SecretBox
 	// Ping reports whether the database answers (for /readyz).
 	Ping func(context.Context) error
 	// RateStore makes the counter stores of the limiters (ratelimit.Connect,

@@ -220,6 +220,7 @@ func TestRatesMatchTheContract(t *testing.T) {
 	own := map[string]rate{
 		"POST /api/register":        registerRate,
 		"POST /api/token":           loginRate,
+		"POST /api/token/mfa":       loginRate,
 		"POST /api/token/refresh":   tokenRate,
 		"POST /api/token/verify":    tokenRate,
 		"POST /api/token/blacklist": tokenRate,

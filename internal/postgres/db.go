@@ -175,7 +175,7 @@ func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any)
 // the in-memory path.
 func (db *DB) Revocations() *Revocations { return db.revocations }
 
-// Purge deletes sessions, refresh tokens and idempotency keys that can no
+// Purge deletes sessions, refresh tokens, idempotency keys and mfa_tokens that can no
 // longer be used.
 // A revoked or expired session's row outlives every access token it
 // refuses: the database answers a missing session as revoked, but an
@@ -202,6 +202,11 @@ func (db *DB) Purge(ctx context.Context) (int64, error) {
 		}
 		n += tag.RowsAffected()
 		tag, err = tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE expires_at < now()`)
+		if err != nil {
+			return err
+		}
+		n += tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `DELETE FROM mfa_tokens WHERE expires_at < now()`)
 		n += tag.RowsAffected()
 		return err
 	})

@@ -101,12 +101,12 @@ func (s *OAuthStore) DeleteClient(ctx context.Context, id uuid.UUID) error {
 
 const authRequestColumns = `id, client_id, (SELECT c.client_id FROM oauth_clients c WHERE c.id = oauth_auth_requests.client_id),
 	redirect_uri, state, nonce, scopes, response_mode, code_challenge,
-	user_id, coalesce(auth_time, created_at), done, created_at, expires_at, session_id`
+	user_id, coalesce(auth_time, created_at), coalesce(amr, '{}'), done, created_at, expires_at, session_id`
 
 func scanAuthRequest(row pgx.Row) (*task.AuthRequest, error) {
 	var a task.AuthRequest
 	err := row.Scan(&a.ID, &a.ClientID, &a.Client, &a.RedirectURI, &a.State, &a.Nonce, &a.Scopes, &a.ResponseMode,
-		&a.CodeChallenge, &a.UserID, &a.AuthTime, &a.Done, &a.CreatedAt, &a.ExpiresAt, &a.SessionID)
+		&a.CodeChallenge, &a.UserID, &a.AuthTime, &a.AMR, &a.Done, &a.CreatedAt, &a.ExpiresAt, &a.SessionID)
 	if err != nil {
 		return nil, err
 	}
@@ -157,9 +157,9 @@ func (s *OAuthStore) BindAuthRequest(ctx context.Context, id uuid.UUID, browserH
 // SignInAuthRequest records the user who signed in, in the browser the
 // request is bound to. Signing in again (another account) starts the
 // consent over.
-func (s *OAuthStore) SignInAuthRequest(ctx context.Context, id, userID uuid.UUID, authTime time.Time, browserHash []byte) error {
-	tag, err := s.db.pool.Exec(ctx, `UPDATE oauth_auth_requests SET user_id = $2, auth_time = $3,
-		done = false WHERE id = $1 AND expires_at > now() AND code_hash IS NULL AND browser_hash = $4`, id, userID, authTime, browserHash)
+func (s *OAuthStore) SignInAuthRequest(ctx context.Context, id, userID uuid.UUID, authTime time.Time, amr []string, browserHash []byte) error {
+	tag, err := s.db.pool.Exec(ctx, `UPDATE oauth_auth_requests SET user_id = $2, auth_time = $3, amr = $5,
+		done = false WHERE id = $1 AND expires_at > now() AND code_hash IS NULL AND browser_hash = $4`, id, userID, authTime, browserHash, amr)
 	if err != nil {
 		return translate(err, "sign in auth request")
 	}
@@ -267,9 +267,9 @@ func (s *OAuthStore) CreateGrant(ctx context.Context, g *task.Grant, authRequest
 				return task.ErrTokenReused
 			}
 		}
-		err := tx.QueryRow(ctx, `INSERT INTO sessions (id, user_id, client_id, scopes, expires_at, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING expires_at`,
-			g.SessionID, g.UserID, g.ClientID, g.Scopes, g.ExpiresAt, g.AuthTime).Scan(&g.ExpiresAt)
+		err := tx.QueryRow(ctx, `INSERT INTO sessions (id, user_id, client_id, scopes, expires_at, created_at, amr)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING expires_at`,
+			g.SessionID, g.UserID, g.ClientID, g.Scopes, g.ExpiresAt, g.AuthTime, g.AMR).Scan(&g.ExpiresAt)
 		if err != nil {
 			return err
 		}
@@ -282,11 +282,11 @@ func (s *OAuthStore) CreateGrant(ctx context.Context, g *task.Grant, authRequest
 	})
 }
 
-const grantColumns = `s.id, s.client_id, c.client_id, s.user_id, coalesce(s.scopes, '{}'), s.created_at, s.expires_at`
+const grantColumns = `s.id, s.client_id, c.client_id, s.user_id, coalesce(s.scopes, '{}'), s.created_at, s.amr, s.expires_at`
 
 func scanGrant(row pgx.Row) (*task.Grant, error) {
 	var g task.Grant
-	err := row.Scan(&g.SessionID, &g.ClientID, &g.Client, &g.UserID, &g.Scopes, &g.AuthTime, &g.ExpiresAt)
+	err := row.Scan(&g.SessionID, &g.ClientID, &g.Client, &g.UserID, &g.Scopes, &g.AuthTime, &g.AMR, &g.ExpiresAt)
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,7 @@ func newCode(tb testing.TB, db *postgres.DB, c *task.OAuthClient, u *task.User) 
 	if err := db.OAuth().ApproveAuthRequest(ctx, a.ID, browser); task.ErrorCode(err) != task.ENOTFOUND {
 		tb.Fatalf("ApproveAuthRequest before sign-in: %v, want not found", err)
 	}
-	if err := db.OAuth().SignInAuthRequest(ctx, a.ID, u.ID, time.Now(), browser); task.ErrorCode(err) != task.ENOTFOUND {
+	if err := db.OAuth().SignInAuthRequest(ctx, a.ID, u.ID, time.Now(), []string{"pwd"}, browser); task.ErrorCode(err) != task.ENOTFOUND {
 		tb.Fatalf("SignInAuthRequest before any browser showed the page: %v, want not found", err)
 	}
 	if err := db.OAuth().BindAuthRequest(ctx, a.ID, browser); err != nil {
@@ -48,10 +48,10 @@ func newCode(tb testing.TB, db *postgres.DB, c *task.OAuthClient, u *task.User) 
 	if err := db.OAuth().BindAuthRequest(ctx, a.ID, newHash()); task.ErrorCode(err) != task.ENOTFOUND {
 		tb.Fatalf("BindAuthRequest from another browser: %v, want not found", err)
 	}
-	if err := db.OAuth().SignInAuthRequest(ctx, a.ID, u.ID, time.Now(), newHash()); task.ErrorCode(err) != task.ENOTFOUND {
+	if err := db.OAuth().SignInAuthRequest(ctx, a.ID, u.ID, time.Now(), []string{"pwd"}, newHash()); task.ErrorCode(err) != task.ENOTFOUND {
 		tb.Fatalf("SignInAuthRequest from another browser: %v, want not found", err)
 	}
-	if err := db.OAuth().SignInAuthRequest(ctx, a.ID, u.ID, time.Now(), browser); err != nil {
+	if err := db.OAuth().SignInAuthRequest(ctx, a.ID, u.ID, time.Now(), []string{"pwd"}, browser); err != nil {
 		tb.Fatalf("SignInAuthRequest: %v", err)
 	}
 	if err := db.OAuth().ApproveAuthRequest(ctx, a.ID, newHash()); task.ErrorCode(err) != task.ENOTFOUND {

@@ -17,6 +17,7 @@ const (
 	EUNAUTHORIZED = "not_authenticated"
 	EINVALIDTOKEN = "invalid_token"
 	EAUTHFAILED   = "authentication_failed"
+	EMFAREQUIRED  = "mfa_required"
 	EFORBIDDEN    = "permission_denied"
 	ENOTFOUND     = "not_found"
 	EMETHOD       = "method_not_allowed"
@@ -43,6 +44,8 @@ type Error struct {
 	Fields  map[string][]string
 	Reason  string
 	Cause   error
+	// MFA, on EMFAREQUIRED at login, is how to finish signing in.
+	MFA *MFAChallenge
 }
 
 // Error is the cause's text when there is one: that is what the log needs;

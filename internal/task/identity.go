@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -24,6 +25,10 @@ type Identity struct {
 	// ClientID is the OAuth client an OAuth access token was issued to.
 	// With a zero UserID the client acts for itself (client credentials).
 	ClientID string
+	// AuthTime and AMR say when and how the user signed in (bearer tokens
+	// only): a second factor at sign-in counts for step-up a while.
+	AuthTime time.Time
+	AMR      []string
 }
 
 // HasScope reports whether the identity may act within scope.

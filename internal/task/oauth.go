@@ -72,7 +72,8 @@ type AuthRequest struct {
 	CodeChallenge string     // S256 only
 	UserID        *uuid.UUID // who signed in
 	AuthTime      time.Time
-	Done          bool // signed in and consented: a code may be issued
+	AMR           []string // how the user signed in (RFC 8176)
+	Done          bool     // signed in and consented: a code may be issued
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
 	SessionID     *uuid.UUID // the grant its code issued, once redeemed
@@ -87,6 +88,7 @@ type Grant struct {
 	UserID    *uuid.UUID
 	Scopes    []string
 	AuthTime  time.Time
+	AMR       []string // how the user signed in; nil for a client alone
 	ExpiresAt time.Time
 }
 
@@ -117,7 +119,7 @@ type OAuthStore interface {
 	BindAuthRequest(ctx context.Context, id uuid.UUID, browserHash []byte) error
 	// SignInAuthRequest records who signed in, in the browser the request
 	// is bound to (ErrNotFound from another).
-	SignInAuthRequest(ctx context.Context, id, userID uuid.UUID, authTime time.Time, browserHash []byte) error
+	SignInAuthRequest(ctx context.Context, id, userID uuid.UUID, authTime time.Time, amr []string, browserHash []byte) error
 	// ApproveAuthRequest records consent, given in the browser that signed in.
 	ApproveAuthRequest(ctx context.Context, id uuid.UUID, browserHash []byte) error
 	// SaveAuthCode binds a code (its hash) to an approved request.
