@@ -23,8 +23,10 @@ command -v wrk >/dev/null 2>&1 || { [ "$(id -u)" -eq 0 ] || die "missing wrk: su
 state=$(mktemp -d)
 CLUSTER_ADDR=127.0.0.1:$(free_port)
 export CLUSTER_ADDR
-# The soak measures the server, not the limits: one user sends all of it.
+# The soak measures the server, not the limits: one user sends all of it, with
+# one access token that outlives the run.
 export RATE_LIMIT_USER=1000000/minute RATE_LIMIT_USER_SUSTAINED=1000000/hour MAX_TASKS_PER_USER=10000000
+export ACCESS_TOKEN_TTL=$((DURATION / 60 + 10))m
 cleanup() {
 	bash scripts/cluster.sh stop >/dev/null 2>&1 || true
 	rm -rf "$state"
@@ -98,6 +100,7 @@ done
 wait "$wrk_pid" || true
 sample "t=end" | tee -a "$state/samples"
 grep '^WRK' "$state/wrk.out" || { cat "$state/wrk.out" >&2; die "wrk failed"; }
+grep -q '^WRK.* non2xx=0 ' "$state/wrk.out" || log "some answers were not 2xx: the figures above are not a clean soak"
 awk '{for (i = 2; i <= NF; i++) {split($i, kv, "="); v[$1, $2, kv[1]] = kv[2]} first[$2] = first[$2] ? first[$2] : $1; last[$2] = $1}
 	END {for (inst in first) {split(inst, x, "="); i = x[2]
 		printf "growth instance=%s rss_mib %s -> %s, goroutines %s -> %s\n", i,
