@@ -34,6 +34,23 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// headless starts a headless Chromium with a window of w × h and a
+// profile of its own, for 90 s at most; it is closed when the test ends.
+func headless(t *testing.T, w, h int) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+		chromedp.Flag("ignore-certificate-errors", true), // httptest's TLS certificate
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(w, h))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+	return ctx
+}
+
 // TestDocsInBrowser opens /docs in headless Chromium, authorizes with a
 // token, runs "list tasks" and sees a 200, under the page's own strict
 // Content-Security-Policy. The screenshot goes to .artifacts/.
@@ -44,17 +61,7 @@ func TestDocsInBrowser(t *testing.T) {
 	ts := httptest.NewServer(e.srv)
 	defer ts.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1400))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
-	defer cancel()
+	ctx := headless(t, 1280, 1400)
 
 	var mu sync.Mutex
 	var consoleErrors []string
