@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/acme/taskmanager/internal/task"
 )
 
 // neverRevoked switches the revocation check off: the baseline that shows
@@ -95,10 +97,40 @@ func BenchmarkCreateTaskIdempotent(b *testing.B) {
 	}
 }
 
+// alternate sends GET path to two ways of serving it, iteration by
+// iteration, so drift in the shared machine and the database hits both
+// alike, and reports both means (ns/<name>) and their ratio, the first
+// way's over the second's. way(i) readies way i and returns the handler
+// and the Authorization header (none when empty) to use.
+func alternate(b *testing.B, names [2]string, path string, way func(i int) (http.Handler, string)) {
+	var took [2]time.Duration
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i := n % 2
+		h, auth := way(i)
+		r := httptest.NewRequest("GET", path, nil)
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		r.RemoteAddr = "192.0.2.1:1234"
+		w := httptest.NewRecorder()
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		took[i] += time.Since(start)
+		if w.Code != http.StatusOK {
+			b.Fatalf("%s: status = %d", names[i], w.Code)
+		}
+		n++
+	}
+	half := float64(max(n/2, 1))
+	b.ReportMetric(float64(took[0].Nanoseconds())/half, "ns/"+names[0])
+	b.ReportMetric(float64(took[1].Nanoseconds())/half, "ns/"+names[1])
+	b.ReportMetric(float64(took[0])/float64(max(took[1], 1)), "ratio")
+}
+
 // BenchmarkRevocationOverhead alternates the same authenticated list with
-// and without the revocation check, iteration by iteration, so drift in
-// the shared machine and the database hits both alike. It reports both
-// means and their ratio.
+// and without the revocation check.
 func BenchmarkRevocationOverhead(b *testing.B) {
 	e := newEnv(b, map[string]string{"RATE_LIMIT_USER": "1000000/second"})
 	u := e.newUser()
@@ -106,42 +138,18 @@ func BenchmarkRevocationOverhead(b *testing.B) {
 		e.do(req{method: "POST", path: "/api/tasks/", auth: u.bearer(), body: map[string]any{"title": fmt.Sprintf("Task %d", i)}}).status(http.StatusCreated)
 	}
 	checked := e.srv.deps.Revocations
-	var with, without time.Duration
-	n := 0
-	for b.Loop() {
-		e.srv.deps.Revocations = checked
-		if n%2 == 1 {
-			e.srv.deps.Revocations = neverRevoked{}
-		}
-		r := httptest.NewRequest("GET", "/api/tasks/", nil)
-		r.Header.Set("Authorization", u.bearer())
-		r.RemoteAddr = "192.0.2.1:1234"
-		w := httptest.NewRecorder()
-		start := time.Now()
-		e.srv.ServeHTTP(w, r)
-		if n%2 == 1 {
-			without += time.Since(start)
-		} else {
-			with += time.Since(start)
-		}
-		if w.Code != http.StatusOK {
-			b.Fatalf("status = %d", w.Code)
-		}
-		n++
-	}
-	e.srv.deps.Revocations = checked
-	half := float64(max(n/2, 1))
-	b.ReportMetric(float64(with.Nanoseconds())/half, "ns/checked")
-	b.ReportMetric(float64(without.Nanoseconds())/half, "ns/unchecked")
-	b.ReportMetric(float64(with)/float64(max(without, 1)), "ratio")
+	defer func() { e.srv.deps.Revocations = checked }()
+	check := [2]task.Revocations{checked, neverRevoked{}}
+	alternate(b, [2]string{"checked", "unchecked"}, "/api/tasks/", func(i int) (http.Handler, string) {
+		e.srv.deps.Revocations = check[i]
+		return e.srv, u.bearer()
+	})
 }
 
 // BenchmarkObservabilityOverhead alternates requests between two servers
 // on one database, one with metrics and the audit trail (as serve runs)
-// and one without, iteration by iteration as BenchmarkRevocationOverhead
-// does, and reports both means and their ratio: GET /api/tasks/ (20 of 50
-// tasks), and GET /healthz, which touches no database and so shows the
-// middleware's own cost.
+// and one without: GET /api/tasks/ (20 of 50 tasks), and GET /healthz,
+// which touches no database and so shows the middleware's own cost.
 func BenchmarkObservabilityOverhead(b *testing.B) {
 	env := map[string]string{"RATE_LIMIT_USER": "1000000/second"}
 	on := newEnv(b, env)
@@ -152,29 +160,7 @@ func BenchmarkObservabilityOverhead(b *testing.B) {
 	}
 	servers := [2]*Server{on.srv, off.srv}
 	run := func(b *testing.B, path, auth string) {
-		var took [2]time.Duration
-		n := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			i := n % 2
-			r := httptest.NewRequest("GET", path, nil)
-			if auth != "" {
-				r.Header.Set("Authorization", auth)
-			}
-			r.RemoteAddr = "192.0.2.1:1234"
-			w := httptest.NewRecorder()
-			start := time.Now()
-			servers[i].ServeHTTP(w, r)
-			took[i] += time.Since(start)
-			if w.Code != http.StatusOK {
-				b.Fatalf("status = %d", w.Code)
-			}
-			n++
-		}
-		half := float64(max(n/2, 1))
-		b.ReportMetric(float64(took[0].Nanoseconds())/half, "ns/observed")
-		b.ReportMetric(float64(took[1].Nanoseconds())/half, "ns/unobserved")
-		b.ReportMetric(float64(took[0])/float64(max(took[1], 1)), "ratio")
+		alternate(b, [2]string{"observed", "unobserved"}, path, func(i int) (http.Handler, string) { return servers[i], auth })
 	}
 	b.Run("list", func(b *testing.B) { run(b, "/api/tasks/", u.bearer()) })
 	b.Run("healthz", func(b *testing.B) { run(b, "/healthz", "") })
