@@ -51,6 +51,26 @@ func headless(t *testing.T, w, h int) context.Context {
 	return ctx
 }
 
+// browserStep is one named action of a browser test.
+type browserStep struct {
+	name string
+	act  chromedp.Action[chromedp.Void]
+}
+
+// runSteps runs steps in order, each within 15 s, and names the one that
+// failed.
+func runSteps(ctx context.Context, steps []browserStep) error {
+	for _, st := range steps {
+		stepCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := chromedp.Do(stepCtx, st.act)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("step %q: %w", st.name, err)
+		}
+	}
+	return nil
+}
+
 // TestDocsInBrowser opens /docs in headless Chromium, authorizes with a
 // token, runs "list tasks" and sees a 200, under the page's own strict
 // Content-Security-Policy. The screenshot goes to .artifacts/.
@@ -76,10 +96,7 @@ func TestDocsInBrowser(t *testing.T) {
 	}
 
 	op := `#operations-Tasks-listTasks`
-	steps := []struct {
-		name string
-		act  chromedp.Action[chromedp.Void]
-	}{
+	steps := []browserStep{
 		// The deep link opens "list tasks" expanded.
 		{"open /docs", chromedp.Navigate(ts.URL + "/docs/#/Tasks/listTasks")},
 		{"page rendered", chromedp.WaitVisible(`.swagger-ui .info .title`)},
@@ -96,16 +113,7 @@ func TestDocsInBrowser(t *testing.T) {
 		{"response shown", chromedp.WaitVisible(op + ` .live-responses-table tbody .response-col_status`)},
 		{"scroll to it", chromedp.ScrollIntoView(op + ` .live-responses-table`)},
 	}
-	var err error
-	for _, st := range steps {
-		stepCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = chromedp.Do(stepCtx, st.act)
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("step %q: %w", st.name, err)
-			break
-		}
-	}
+	err := runSteps(ctx, steps)
 	var status, body string
 	if err == nil {
 		status, err = chromedp.Run(ctx, chromedp.Text(op+` .live-responses-table tbody .response-col_status`))

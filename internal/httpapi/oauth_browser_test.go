@@ -81,10 +81,7 @@ func browserFlow(t *testing.T, tls bool) {
 	}); err != nil {
 		t.Fatalf("starting Chromium: %v", err)
 	}
-	steps := []struct {
-		name string
-		act  chromedp.Action[chromedp.Void]
-	}{
+	steps := []browserStep{
 		{"open authorize", chromedp.Navigate(conf.AuthCodeURL("browser-state", oauth2.S256ChallengeOption(verifier)))},
 		{"sign-in page", chromedp.WaitVisible(`#username`)},
 		{"username", chromedp.SendKeys(`#username`, u.username)},
@@ -92,16 +89,7 @@ func browserFlow(t *testing.T, tls bool) {
 		{"sign in", chromedp.Click(`button[type=submit]`)},
 		{"consent page", chromedp.WaitVisible(`button[value=allow]`)},
 	}
-	var err error
-	for _, st := range steps {
-		stepCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = chromedp.Do(stepCtx, st.act)
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("step %q: %w", st.name, err)
-			break
-		}
-	}
+	err := runSteps(ctx, steps)
 	var consent string
 	if err == nil {
 		consent, err = chromedp.Run(ctx, chromedp.Text(`main`))

@@ -352,13 +352,7 @@ func TestOAuthRevocationsTakeEffectAtOnce(t *testing.T) {
 
 func TestOAuthClientCredentials(t *testing.T) {
 	o := newOAuthEnv(t, nil)
-	c := o.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "redirect_uris": []string{},
-		"scopes": []string{"tasks:read"}})
-	cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: o.base + "/oauth/token"}
-	tok, err := cc.Token(t.Context())
-	if err != nil {
-		t.Fatalf("client credentials: %v", err)
-	}
+	c, cc, tok := o.serviceClient(t)
 	if tok.RefreshToken != "" {
 		t.Fatal("client credentials issued a refresh token")
 	}
@@ -732,13 +726,7 @@ func TestOAuthKeyRotation(t *testing.T) {
 func TestOAuthClientsHaveTheirOwnBudget(t *testing.T) {
 	o := newOAuthEnv(t, map[string]string{"RATE_LIMIT_USER": "2/minute"})
 	token := func() string {
-		c := o.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "redirect_uris": []string{},
-			"scopes": []string{"tasks:read"}})
-		cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: o.base + "/oauth/token"}
-		tok, err := cc.Token(t.Context())
-		if err != nil {
-			t.Fatalf("client credentials: %v", err)
-		}
+		_, _, tok := o.serviceClient(t)
 		return tok.AccessToken
 	}
 	a, b := token(), token()
@@ -761,4 +749,18 @@ func (o *oauthEnv) signInForm(t *testing.T, b *http.Client, c registered) url.Va
 		t.Fatal(err)
 	}
 	return formFields(t, read(t, r))
+}
+
+// serviceClient registers a confidential client_credentials client that
+// may read tasks, and gets its first token.
+func (o *oauthEnv) serviceClient(t *testing.T) (registered, *clientcredentials.Config, *oauth2.Token) {
+	t.Helper()
+	c := o.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "redirect_uris": []string{},
+		"scopes": []string{"tasks:read"}})
+	cc := &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: o.base + "/oauth/token"}
+	tok, err := cc.Token(t.Context())
+	if err != nil {
+		t.Fatalf("client credentials: %v", err)
+	}
+	return c, cc, tok
 }
