@@ -417,18 +417,217 @@ export interface paths {
          * Finish a login with the second factor
          * @description The second step of a login that `POST /api/token/` answered with
          *     `401 mfa_required`: the `mfa_token` from its `error.mfa.token`, and
-         *     a TOTP `code` or a `recovery_code`. Answers the token pair, whose
-         *     access token records `amr: ["pwd", "otp", "mfa"]`.
+         *     a TOTP `code`, a `recovery_code`, or a `passkey`: the answer to its
+         *     `error.mfa.passkey_options` (or to `POST /api/token/passkey/begin/`).
+         *     Answers the token pair, whose access token records `amr: ["pwd",
+         *     "otp", "mfa"]` (`["pwd", "hwk", "mfa"]` with a passkey; `swk` for one
+         *     that can be synced).
          *
          *     An `mfa_token` lives 5 minutes, is stored only as a hash, allows 5
          *     tries and works once. A TOTP code is accepted within one step
          *     (30 s) of clock skew and never twice: a code of the step last used,
-         *     or an earlier one, is refused. A recovery code works once. A wrong
+         *     or an earlier one, is refused. A recovery code works once, and so
+         *     does a passkey's answer. A wrong
          *     proof is `401 authentication_failed` and counts as a failed login
          *     for the user, against the same budgets as a wrong password.
          */
         post: operations["obtainTokenMfa"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/token/passkey/begin/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a passwordless sign-in with a passkey
+         * @description WebAuthn request options that any of this service's passkeys may
+         *     answer (discoverable credentials, user verification required):
+         *     pass `publicKey` to `navigator.credentials.get()` and send the
+         *     answer to `POST /api/token/passkey/finish/`. The challenge lives 5
+         *     minutes and works once, on any instance. A signed-in user also
+         *     answers these options to step up (`passkey` in `POST /api/keys/`
+         *     or `POST /api/me/password/`).
+         */
+        post: operations["beginPasskeySignIn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/token/passkey/finish/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with a passkey, without a password
+         * @description The passkey's answer to the options of `POST
+         *     /api/token/passkey/begin/` signs its account in: the token pair,
+         *     whose access token records `amr: ["hwk", "mfa"]` (`swk` for a
+         *     passkey that can be synced). A signature that does not verify, a
+         *     challenge spent or expired, a passkey not on file or a sign
+         *     counter that went backwards (a copied key) is `401
+         *     authentication_failed`, counted as a failed login of the account
+         *     the passkey names.
+         */
+        post: operations["finishPasskeySignIn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/passkeys/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your passkeys
+         * @description Your passkeys, oldest first (at most 20). Needs a Bearer token from `POST /api/token/`.
+         */
+        get: operations["listPasskeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/passkeys/begin/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start adding a passkey
+         * @description WebAuthn creation options for a new passkey of yours (a
+         *     discoverable credential with user verification; your passkeys are
+         *     excluded): pass `publicKey` to `navigator.credentials.create()` and
+         *     send the answer to `POST /api/me/passkeys/finish/` within 5
+         *     minutes. Asks for the password again, and for a user with a second
+         *     factor also a proof of it (or a session that used one less than 10
+         *     minutes ago); a wrong one is `401 authentication_failed` and counts
+         *     as a failed login. `409 quota_exceeded` at 20 passkeys.
+         */
+        post: operations["beginPasskeyRegistration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/passkeys/finish/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add the passkey
+         * @description The authenticator's answer to the creation options registers the
+         *     passkey under `name`: from now on `POST /api/token/` answers `401
+         *     mfa_required` and the passkey finishes the login, or signs in
+         *     alone. Only its public key, sign counter and flags are stored. An
+         *     answer that does not verify, or whose options expired or were
+         *     answered already, is a `400` field error on `credential`.
+         */
+        post: operations["finishPasskeyRegistration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/passkeys/{id}/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a passkey
+         * @description The passkey no longer signs in. `404` for an id that is not one of yours.
+         */
+        delete: operations["deletePasskey"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1177,6 +1376,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/oauth/assets/passkey.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The sign-in page's passkey button
+         * @description The one script of the sign-in page, loaded only on its second step
+         *     for a user with a passkey (that page's CSP adds `script-src
+         *     'self'`): it asks the browser for the passkey's answer and posts it.
+         */
+        get: operations["getPagePasskeyScript"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/oauth/assets/style.css": {
         parameters: {
             query?: never;
@@ -1658,6 +1879,7 @@ export interface components {
             revoke_api_keys: boolean;
             code?: components["schemas"]["TOTPCode"];
             recovery_code?: components["schemas"]["RecoveryCode"];
+            passkey?: components["schemas"]["PasskeyAnswer"];
         };
         /** @description One login (one device). Its refresh tokens rotate within it. */
         Session: {
@@ -1699,17 +1921,120 @@ export interface components {
         MFAChallenge: {
             /** @description The `mfa_token` for `POST /api/token/mfa/`; lives 5 minutes, 5 tries, works once. */
             token: string;
-            methods: ("totp" | "recovery_code")[];
+            methods: ("totp" | "recovery_code" | "passkey")[];
             /** @description Seconds the `mfa_token` still lives. */
             expires_in: number;
-            /** @description WebAuthn request options, when the user has a passkey (not served yet). */
-            passkey_options?: Record<string, never>;
+            passkey_options?: components["schemas"]["PasskeyRequestOptions"];
         };
-        /** @description The `mfa_token` and exactly one of `code` and `recovery_code`. */
+        /**
+         * @description WebAuthn request options (`CredentialRequestOptions`, binary members
+         *     base64url): pass `publicKey` to `navigator.credentials.get()`. When
+         *     part of `mfa_required`, present only for a user with a passkey.
+         */
+        PasskeyRequestOptions: {
+            publicKey: {
+                challenge: string;
+                rpId?: string;
+                timeout?: number;
+                /** @enum {string} */
+                userVerification?: "required";
+                allowCredentials?: {
+                    /** @enum {string} */
+                    type: "public-key";
+                    id: string;
+                    transports?: string[];
+                }[];
+            };
+        };
+        /**
+         * @description WebAuthn creation options (`CredentialCreationOptions`, binary
+         *     members base64url): pass `publicKey` to
+         *     `navigator.credentials.create()`.
+         */
+        PasskeyCreationOptions: {
+            publicKey: {
+                challenge: string;
+                rp: {
+                    /** @description The relying party: `WEBAUTHN_RP_ID`, a host name. */
+                    id: string;
+                    name: string;
+                };
+                user: {
+                    /** @description The user handle (base64url), not shown to the user. */
+                    id: string;
+                    name: string;
+                    displayName: string;
+                };
+                pubKeyCredParams: {
+                    type?: string;
+                    alg?: number;
+                }[];
+                timeout?: number;
+                excludeCredentials?: {
+                    type?: string;
+                    id?: string;
+                }[];
+                authenticatorSelection?: {
+                    /** @enum {string} */
+                    residentKey?: "required";
+                    requireResidentKey?: boolean;
+                    /** @enum {string} */
+                    userVerification?: "required";
+                };
+                attestation?: string;
+                extensions?: Record<string, never>;
+            };
+        };
+        /**
+         * @description A passkey's answer: the `PublicKeyCredential` that
+         *     `navigator.credentials.get()` or `create()` resolved to, as JSON
+         *     (its `toJSON()`, binary members base64url). At most 16 KiB.
+         */
+        PasskeyAnswer: {
+            id: string;
+            rawId: string;
+            /** @enum {string} */
+            type: "public-key";
+            response: Record<string, never>;
+            authenticatorAttachment?: string | null;
+            clientExtensionResults?: Record<string, never>;
+        };
+        PasskeySignInRequest: {
+            passkey: components["schemas"]["PasskeyAnswer"];
+        };
+        /** @description The password and, for a user with a second factor who has not used it in the last 10 minutes, one of `code`, `recovery_code` and `passkey`. */
+        PasskeyBeginRequest: {
+            /** Format: password */
+            current_password: string;
+            code?: components["schemas"]["TOTPCode"];
+            recovery_code?: components["schemas"]["RecoveryCode"];
+            passkey?: components["schemas"]["PasskeyAnswer"];
+        };
+        PasskeyFinishRequest: {
+            /** @description Your name for it (trimmed), such as the device it lives on. */
+            name: string;
+            credential: components["schemas"]["PasskeyAnswer"];
+        };
+        Passkey: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            last_used_at: string | null;
+        };
+        PasskeyPage: {
+            results: components["schemas"]["Passkey"][];
+            next: components["schemas"]["PageLink"];
+            previous: components["schemas"]["PageLink"];
+        };
+        /** @description The `mfa_token` and exactly one of `code`, `recovery_code` and `passkey`. */
         MFALoginRequest: {
             mfa_token: string;
             code?: components["schemas"]["TOTPCode"];
             recovery_code?: components["schemas"]["RecoveryCode"];
+            passkey?: components["schemas"]["PasskeyAnswer"];
         };
         /**
          * @description The 6-digit code the authenticator app shows now (one step of skew is accepted; a code works once).
@@ -1725,12 +2050,13 @@ export interface components {
             /** Format: password */
             current_password: string;
         };
-        /** @description The password and exactly one of `code` and `recovery_code`. */
+        /** @description The password and exactly one of `code`, `recovery_code` and `passkey`. */
         MFAChangeRequest: {
             /** Format: password */
             current_password: string;
             code?: components["schemas"]["TOTPCode"];
             recovery_code?: components["schemas"]["RecoveryCode"];
+            passkey?: components["schemas"]["PasskeyAnswer"];
         };
         TOTPConfirmRequest: {
             code: components["schemas"]["TOTPCode"];
@@ -1843,6 +2169,7 @@ export interface components {
             expires_at?: string | null;
             code?: components["schemas"]["TOTPCode"];
             recovery_code?: components["schemas"]["RecoveryCode"];
+            passkey?: components["schemas"]["PasskeyAnswer"];
         };
         APIKeyPage: {
             results: components["schemas"]["APIKey"][];
@@ -3384,6 +3711,254 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    beginPasskeySignIn: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmptyObject"];
+            };
+        };
+        responses: {
+            /** @description The request options. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyRequestOptions"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["WrongSecondFactor"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    finishPasskeySignIn: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasskeySignInRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["WrongSecondFactor"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listPasskeys: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Your passkeys. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyPage"];
+                };
+            };
+            400: components["responses"]["BadRequestHeaders"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    beginPasskeyRegistration: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasskeyBeginRequest"];
+            };
+        };
+        responses: {
+            /** @description The creation options. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyCreationOptions"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["WrongSecondFactor"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["QuotaExceeded"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    finishPasskeyRegistration: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasskeyFinishRequest"];
+            };
+        };
+        responses: {
+            /** @description The passkey. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Passkey"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deletePasskey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A client-chosen id for the request. A sane value (1 to 128 letters, `:`,
+                 *     digits, `.`, `_` or `-`) is echoed in the response's `X-Request-ID`
+                 *     and in `error.request_id`; anything else is replaced by a generated
+                 *     id (the request is not rejected).
+                 */
+                "X-Request-ID"?: components["parameters"]["XRequestID"];
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequestHeaders"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     startTotp: {
         parameters: {
             query?: never;
@@ -4415,6 +4990,29 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["OAuthError"];
+        };
+    };
+    getPagePasskeyScript: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The script. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                };
+            };
+            400: components["responses"]["HostNotAllowed"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
     getPageStylesheet: {

@@ -97,7 +97,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Tokens: auth.NewTokens(httpapi.TokenConfig(cfg)), Hasher: auth.NewHasher(cfg.PasswordHashLimit),
 		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
 		Revocations: db.Revocations(), OAuth: db.OAuth(), MFA: db.MFA(), Secrets: httpapi.SecretBox(cfg),
-		Ping: db.Ping, RateStore: rateStores, Now: time.Now, Metrics: m, Audit: trail,
+		Passkeys: httpapi.RelyingParty(cfg),
+		Ping:     db.Ping, RateStore: rateStores, Now: time.Now, Metrics: m, Audit: trail,
 	})
 	if cfg.MetricsAddr != "" {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, m, log)

@@ -63,6 +63,12 @@ type Config struct {
 	// (MFA_PREVIOUS_ENCRYPTION_KEYS) only open secrets sealed before a rotation.
 	MFAEncryptionKey          []byte
 	MFAPreviousEncryptionKeys [][]byte
+	// WebAuthnRPID is the passkeys' relying party (WEBAUTHN_RP_ID), a host
+	// name: PUBLIC_URL's host by default, else localhost. WebAuthnOrigins
+	// (WEBAUTHN_ORIGINS) are the pages that may run its ceremonies:
+	// PUBLIC_URL by default, else http://localhost on the listen port.
+	WebAuthnRPID    string
+	WebAuthnOrigins []string
 
 	LogLevel string
 	LogFile  string
@@ -249,6 +255,7 @@ func Load(getenv func(string) string, need string) (*Config, error) {
 			c.MFAPreviousEncryptionKeys = append(c.MFAPreviousEncryptionKeys, key)
 		}
 	}
+	c.WebAuthnRPID, c.WebAuthnOrigins = r.webAuthn(c.PublicURL, c.ListenAddr)
 	for _, path := range r.list("JWT_PREVIOUS_PUBLIC_KEY_FILES") {
 		if k := r.publicKey("JWT_PREVIOUS_PUBLIC_KEY_FILES", path); k != nil {
 			c.JWTPreviousPublicKeys = append(c.JWTPreviousPublicKeys, k)
@@ -366,6 +373,9 @@ func (c *Config) warnings(getenv func(string) string) []string {
 	}
 	if c.MFAEncryptionKey == nil {
 		out = append(out, "MFA_ENCRYPTION_KEY is unset: production never seals TOTP secrets with a generated key, so users cannot set up an authenticator app (enrollment answers 503) until it is set (openssl rand -hex 32)")
+	}
+	if c.WebAuthnRPID == "localhost" {
+		out = append(out, "WEBAUTHN_RP_ID is localhost (neither it nor PUBLIC_URL is set): passkeys work only for pages opened on localhost; set PUBLIC_URL or WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS")
 	}
 	if u, err := url.Parse(c.RedisURL); c.RedisURL != "" && err == nil && u.Scheme == "redis" && !loopback(u.Hostname()) {
 		out = append(out, "REDIS_URL is plain redis:// to a non-loopback host: rate-limit traffic and the Redis password cross the network unencrypted; use rediss://")
@@ -601,6 +611,38 @@ func (r *reader) publicURL(name string) *url.URL {
 		return nil
 	}
 	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}
+}
+
+// webAuthn reads the passkeys' relying party and origins. Browsers refuse
+// an IP address as a relying party, and accept an origin only on the
+// relying party's host or below it.
+func (r *reader) webAuthn(public *url.URL, listen string) (rpID string, origins []string) {
+	// An IP PUBLIC_URL is fine for the API, not for passkeys: localhost then.
+	def, defOrigins := "localhost", []string(nil)
+	if public != nil && net.ParseIP(public.Hostname()) == nil {
+		def, defOrigins = public.Hostname(), []string{public.String()}
+	} else if _, port, err := net.SplitHostPort(listen); err == nil {
+		defOrigins = []string{"http://localhost:" + port}
+	}
+	rpID = strings.ToLower(r.str("WEBAUTHN_RP_ID", def))
+	switch {
+	case net.ParseIP(strings.Trim(rpID, "[]")) != nil:
+		r.problem(fmt.Sprintf("WEBAUTHN_RP_ID: %s is an IP address; WebAuthn needs a host name (localhost in development)", echo(rpID)))
+		return rpID, nil
+	case rpID == "" || strings.ContainsAny(rpID, ":/ "):
+		r.problem(fmt.Sprintf("WEBAUTHN_RP_ID: %s must be a host name such as example.com", echo(rpID)))
+		return rpID, nil
+	}
+	origins = r.origins("WEBAUTHN_ORIGINS")
+	if len(origins) == 0 {
+		origins = defOrigins
+	}
+	for _, o := range origins {
+		if u, err := url.Parse(o); err == nil && u.Hostname() != rpID && !strings.HasSuffix(u.Hostname(), "."+rpID) {
+			r.problem(fmt.Sprintf("WEBAUTHN_ORIGINS: %s is not on %s or below it, so browsers would refuse its passkeys", echo(o), rpID))
+		}
+	}
+	return rpID, origins
 }
 
 func (r *reader) origins(name string) []string {

@@ -45,6 +45,8 @@ func prodEnv() env {
 		"SECURE_SSL_REDIRECT":  "true",
 		"OAUTH_RSA_KEY_FILE":   rsaKeyFile,
 		"MFA_ENCRYPTION_KEY":   testMFAKey,
+		"WEBAUTHN_RP_ID":       "example.com",
+		"WEBAUTHN_ORIGINS":     "https://app.example.com",
 	}
 }
 
@@ -898,6 +900,7 @@ func TestLoadWarnings(t *testing.T) {
 		{"metrics on every interface", prodEnv().with("METRICS_ADDR", ":9464"), []string{"METRICS_ADDR"}},
 		{"metrics on 0.0.0.0", prodEnv().with("METRICS_ADDR", "0.0.0.0:9464"), []string{"METRICS_ADDR"}},
 		{"metrics on a private address", prodEnv().with("METRICS_ADDR", "10.0.0.5:9464"), nil},
+		{"passkeys on localhost", prodEnv().with("WEBAUTHN_RP_ID", "", "WEBAUTHN_ORIGINS", ""), []string{"WEBAUTHN_RP_ID"}},
 		{"development", devEnv().with("REDIS_URL", "redis://cache.internal", "DATABASE_URL", "postgres://app:"+secret+"@10.0.0.5/tasks?sslmode=disable"), nil},
 	}
 	for _, tt := range tests {
@@ -989,4 +992,43 @@ func TestLoadMetricsAndAudit(t *testing.T) {
 	}
 	loadOrRefuse(t, devEnv().with("METRICS_ADDR", "9464"), "METRICS_ADDR")
 	loadOrRefuse(t, devEnv().with("AUDIT_RETENTION", "100000h"), "AUDIT_RETENTION")
+}
+
+// TestLoadWebAuthn: the passkeys' relying party is a host name, from
+// PUBLIC_URL unless set, and its origins lie on it.
+func TestLoadWebAuthn(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     env
+		rpID    string
+		origins []string
+		problem bool
+	}{
+		{"development", devEnv().with("LISTEN_ADDR", "127.0.0.1:8000"), "localhost", []string{"http://localhost:8000"}, false},
+		{"from PUBLIC_URL", devEnv().with("PUBLIC_URL", "https://api.example.com"), "api.example.com", []string{"https://api.example.com"}, false},
+		{"an IP PUBLIC_URL falls back to localhost", devEnv().with("PUBLIC_URL", "http://127.0.0.1:8000", "LISTEN_ADDR", ":9000"),
+			"localhost", []string{"http://localhost:9000"}, false},
+		{"set", devEnv().with("WEBAUTHN_RP_ID", "Example.com", "WEBAUTHN_ORIGINS", "https://app.example.com,https://example.com"),
+			"example.com", []string{"https://app.example.com", "https://example.com"}, false},
+		{"an IP address", devEnv().with("WEBAUTHN_RP_ID", "127.0.0.1"), "", nil, true},
+		{"an IPv6 address", devEnv().with("WEBAUTHN_RP_ID", "[::1]"), "", nil, true},
+		{"a URL", devEnv().with("WEBAUTHN_RP_ID", "https://example.com"), "", nil, true},
+		{"an origin elsewhere", devEnv().with("WEBAUTHN_RP_ID", "example.com", "WEBAUTHN_ORIGINS", "https://evil-example.com"), "", nil, true},
+		{"not an origin", devEnv().with("WEBAUTHN_RP_ID", "example.com", "WEBAUTHN_ORIGINS", "https://example.com/login"), "", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.problem {
+				lines := problems(t, tt.env, "serve")
+				if len(lines) != 1 || !strings.Contains(lines[0], "WEBAUTHN_") {
+					t.Fatalf("problems = %q, want one line naming WEBAUTHN_RP_ID or WEBAUTHN_ORIGINS", lines)
+				}
+				return
+			}
+			c := mustLoad(t, tt.env, "serve")
+			if c.WebAuthnRPID != tt.rpID || !slices.Equal(c.WebAuthnOrigins, tt.origins) {
+				t.Fatalf("WebAuthn = %q %q, want %q %q", c.WebAuthnRPID, c.WebAuthnOrigins, tt.rpID, tt.origins)
+			}
+		})
+	}
 }

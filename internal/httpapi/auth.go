@@ -135,10 +135,10 @@ func (s *Server) handleTokenObtain(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	t, err := s.secondFactor(r.Context(), u.ID)
-	if err == nil && t != nil {
+	f, err := s.secondFactor(r.Context(), u.ID)
+	if err == nil && f != nil {
 		info(r.Context()).userID = u.ID.String()
-		err = s.challenge(r.Context(), u)
+		err = s.challenge(r.Context(), u, f)
 	}
 	if err != nil {
 		s.error(w, r, err)
@@ -241,14 +241,14 @@ func (s *Server) reauthenticate(r *http.Request, password string, p *stepUp) (u 
 	if p == nil {
 		return u, nil
 	}
-	t, err := s.secondFactor(r.Context(), u.ID)
-	if err != nil || t == nil {
+	f, err := s.secondFactor(r.Context(), u.ID)
+	if err != nil || f == nil {
 		return u, err
 	}
 	if !p.given() && s.steppedUp(id) {
 		return u, nil
 	}
-	if _, err := s.proveSecondFactor(r, t, p); err != nil {
+	if _, err := s.proveSecondFactor(r, u.ID, f, p); err != nil {
 		return nil, err
 	}
 	return u, nil

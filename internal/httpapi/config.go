@@ -7,6 +7,7 @@ import (
 
 	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/config"
+	"github.com/acme/taskmanager/internal/passkey"
 )
 
 // Config is what the HTTP layer reads of the process configuration
@@ -97,4 +98,15 @@ func SecretBox(c *config.Config) *auth.SecretBox {
 		return nil // config.Load checked every key's length
 	}
 	return b
+}
+
+// RelyingParty is the passkeys' relying party, WEBAUTHN_RP_ID with
+// WEBAUTHN_ORIGINS; nil when go-webauthn refuses them (passkeys then
+// answer 503), which config.Load has already ruled out.
+func RelyingParty(c *config.Config) *passkey.RP {
+	rp, err := passkey.New(c.WebAuthnRPID, serviceName, c.WebAuthnOrigins)
+	if err != nil {
+		return nil
+	}
+	return rp
 }

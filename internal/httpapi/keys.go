@@ -24,14 +24,16 @@ type keyJSON struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
-func keyResponse(k *task.APIKey) keyJSON {
-	utc := func(t *time.Time) *time.Time {
-		if t == nil {
-			return nil
-		}
-		u := t.UTC()
-		return &u
+// utc is t in UTC, as the wire writes times; nil stays nil.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
 	}
+	u := t.UTC()
+	return &u
+}
+
+func keyResponse(k *task.APIKey) keyJSON {
 	return keyJSON{ID: k.ID, Name: k.Name, Prefix: auth.KeyMarker + k.Prefix, Scopes: k.Scopes,
 		CreatedAt: k.CreatedAt.UTC(), ExpiresAt: utc(k.ExpiresAt), LastUsedAt: utc(k.LastUsedAt)}
 }
@@ -50,20 +52,26 @@ type keyRequest struct {
 	expires            time.Time
 }
 
-// valid trims the name (all blanks is no name) and reads expires_at.
+// valid trims the name and reads expires_at.
 func (req *keyRequest) valid() error {
-	if req.Name != nil {
-		*req.Name = strings.TrimSpace(*req.Name)
-		if *req.Name == "" {
-			req.Name = nil
-		}
-	}
+	req.Name = trimName(req.Name)
 	var expErr error
 	req.expires, expErr = req.expiry()
 	return merge(check(req), expErr, req.onlyOne())
 }
 
 func (req *keyRequest) currentPassword() string { return *req.CurrentPassword }
+
+// trimName trims a credential's name; all blanks is no name.
+func trimName(name *string) *string {
+	if name == nil {
+		return nil
+	}
+	if t := strings.TrimSpace(*name); t != "" {
+		return &t
+	}
+	return nil
+}
 
 // expiry reads expires_at: defaultTTL ahead when absent, never more than
 // maxTTL ahead. Every key expires.

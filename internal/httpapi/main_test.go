@@ -88,7 +88,8 @@ func testDeps(cfg *config.Config, db *postgres.DB) Deps {
 		Tokens: auth.NewTokens(TokenConfig(cfg)), Hasher: auth.NewHasher(cfg.PasswordHashLimit),
 		Tasks: db.Tasks(), Users: db.Users(), Sessions: db.Sessions(), Keys: db.Keys(),
 		Revocations: db.Revocations(), OAuth: db.OAuth(), MFA: db.MFA(), Secrets: SecretBox(cfg),
-		Ping: db.Ping, RateStore: ratelimit.LocalStores, Now: time.Now,
+		Passkeys: RelyingParty(cfg),
+		Ping:     db.Ping, RateStore: ratelimit.LocalStores, Now: time.Now,
 	}
 }
 

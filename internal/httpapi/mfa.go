@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 
@@ -11,61 +13,125 @@ import (
 	"github.com/acme/taskmanager/internal/task"
 )
 
-// totpIssuer names the service in the user's authenticator app.
-const totpIssuer = "Task Manager"
+// serviceName names the service in the user's authenticator app and
+// passkey manager.
+const serviceName = "Task Manager"
 
 // stepUp is the second-factor proof a sensitive request may carry: a
-// TOTP code or a recovery code.
+// TOTP code, a recovery code, or a passkey's answer to a sign-in
+// ceremony.
 type stepUp struct {
-	Code         *string `json:"code" validate:"omitnil,max=64"`
-	RecoveryCode *string `json:"recovery_code" validate:"omitnil,max=64"`
+	Code         *string         `json:"code" validate:"omitnil,max=64"`
+	RecoveryCode *string         `json:"recovery_code" validate:"omitnil,max=64"`
+	Passkey      json.RawMessage `json:"passkey" validate:"omitempty,passkey_answer"`
 }
 
-func (p *stepUp) given() bool { return p.Code != nil || p.RecoveryCode != nil }
+func (p *stepUp) given() bool { return p.Code != nil || p.RecoveryCode != nil || p.Passkey != nil }
 
 // proof returns the request's second-factor proof.
 func (p *stepUp) proof() *stepUp { return p }
 
-// onlyOne says which field is too many when both proofs are sent.
+// onlyOne says which field is too many when more than one proof is sent.
 func (p *stepUp) onlyOne() error {
-	if p.Code != nil && p.RecoveryCode != nil {
-		return task.FieldError("recovery_code", "Send either code or recovery_code, not both.")
+	switch {
+	case p.Code != nil && p.RecoveryCode != nil:
+		return task.FieldError("recovery_code", "Send one of code, recovery_code or passkey.")
+	case p.Passkey != nil && (p.Code != nil || p.RecoveryCode != nil):
+		return task.FieldError("passkey", "Send one of code, recovery_code or passkey.")
 	}
 	return nil
 }
 
-// secondFactor returns the user's confirmed TOTP, or nil when they have
-// no second factor.
-func (s *Server) secondFactor(ctx context.Context, userID uuid.UUID) (*task.TOTP, error) {
-	t, err := s.deps.MFA.FindTOTP(ctx, userID)
-	if task.ErrorCode(err) == task.ENOTFOUND || err == nil && !t.Confirmed {
-		return nil, nil
-	}
-	return t, err
+// factors are a user's second factors: a confirmed TOTP (or nil) and
+// their passkeys.
+type factors struct {
+	totp     *task.TOTP
+	passkeys []*task.Passkey
 }
 
-// openTOTP decrypts t's secret.
-func (s *Server) openTOTP(t *task.TOTP) (string, error) {
+// methods are the ways the user can prove f, as mfa_required names them.
+func (f *factors) methods() []string {
+	var m []string
+	if f.totp != nil {
+		m = append(m, task.MethodTOTP, task.MethodRecoveryCode)
+	}
+	if len(f.passkeys) > 0 {
+		m = append(m, task.MethodPasskey)
+	}
+	return m
+}
+
+// secondFactor returns the user's second factors, or nil when they have
+// none.
+func (s *Server) secondFactor(ctx context.Context, userID uuid.UUID) (*factors, error) {
+	t, err := s.deps.MFA.FindTOTP(ctx, userID)
+	if task.ErrorCode(err) == task.ENOTFOUND || err == nil && !t.Confirmed {
+		t, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	keys, err := s.deps.MFA.FindPasskeys(ctx, userID)
+	if err != nil || t == nil && len(keys) == 0 {
+		return nil, err
+	}
+	return &factors{totp: t, passkeys: keys}, nil
+}
+
+// openTOTP decrypts t's secret. One sealed under a key no longer
+// configured cannot be checked until an operator restores the key: that
+// is their problem to fix, said once per try in the log, and a 503 to the
+// user, whose recovery codes and passkeys still work.
+func (s *Server) openTOTP(ctx context.Context, t *task.TOTP) (string, error) {
 	if s.deps.Secrets == nil {
 		return "", task.ErrUnavailable
 	}
 	plain, err := s.deps.Secrets.Open(t.Sealed, t.KeyID, t.UserID[:])
+	if errors.Is(err, auth.ErrSealed) {
+		s.log.ErrorContext(ctx, "a TOTP secret cannot be opened: its key is not in MFA_ENCRYPTION_KEY or MFA_PREVIOUS_ENCRYPTION_KEYS; "+
+			"restore the key, or reset the user's second factor (DELETE /api/admin/users/{id}/mfa/)",
+			"key_id", t.KeyID, "subject", t.UserID.String())
+		return "", task.ErrUnavailable
+	}
 	if err != nil {
 		return "", err
 	}
 	return string(plain), nil
 }
 
-// proveSecondFactor checks p against the user's second factor t and
-// spends what it used: the code's time step, or the recovery code. It
-// returns the amr of the proof. A wrong proof is ErrWrongCode (which a
-// caller's login attempt counts as a failure); none at all, mfa_required.
-func (s *Server) proveSecondFactor(r *http.Request, t *task.TOTP, p *stepUp) ([]string, error) {
+// proveSecondFactor checks p against the second factors f of the user
+// userID and spends what it used: the code's time step, the recovery
+// code, or the passkey ceremony. It returns the amr of the proof. A wrong
+// proof is an authentication_failed refusal (which a caller's login
+// attempt counts as a failure); none at all, mfa_required.
+func (s *Server) proveSecondFactor(r *http.Request, userID uuid.UUID, f *factors, p *stepUp) ([]string, error) {
+	if p.Passkey != nil {
+		amr, err := s.provePasskey(r.Context(), userID, f.passkeys, p.Passkey)
+		if task.ErrorCode(err) == task.EAUTHFAILED {
+			s.securityEvent(r, "second_factor_failed", "subject", userID.String(), "method", task.MethodPasskey)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []string{task.AMRPassword, amr, task.AMRMFA}, nil
+	}
+	if !p.given() {
+		return nil, task.MFARequired(nil)
+	}
+	if f.totp == nil {
+		s.securityEvent(r, "second_factor_failed", "subject", userID.String())
+		return nil, task.ErrWrongCode
+	}
+	return s.proveTOTP(r, f.totp, p)
+}
+
+// proveTOTP checks p's code or recovery code against t.
+func (s *Server) proveTOTP(r *http.Request, t *task.TOTP, p *stepUp) ([]string, error) {
 	ctx := r.Context()
 	ok := false
 	switch {
 	case p.Code != nil:
-		secret, err := s.openTOTP(t)
+		secret, err := s.openTOTP(ctx, t)
 		if err != nil {
 			return nil, err
 		}
@@ -83,8 +149,6 @@ func (s *Server) proveSecondFactor(r *http.Request, t *task.TOTP, p *stepUp) ([]
 		if ok {
 			s.securityEvent(r, "recovery_code_used", "subject", t.UserID.String())
 		}
-	default:
-		return nil, task.MFARequired(nil)
 	}
 	if !ok {
 		s.securityEvent(r, "second_factor_failed", "subject", t.UserID.String())
@@ -107,7 +171,7 @@ type mfaLoginRequest struct {
 func (req *mfaLoginRequest) valid() error {
 	err := merge(check(req), req.onlyOne())
 	if err == nil && !req.given() {
-		return task.FieldError("code", "Send code or recovery_code.")
+		return task.FieldError("code", "Send code, recovery_code or passkey.")
 	}
 	return err
 }
@@ -143,14 +207,14 @@ func (s *Server) finishMFA(r *http.Request, hash []byte, p *stepUp) (u *task.Use
 		return nil, nil, err
 	}
 	defer func() { att.end(err) }()
-	t, err := s.secondFactor(ctx, u.ID)
+	f, err := s.secondFactor(ctx, u.ID)
 	if err != nil {
 		return nil, nil, err
 	}
-	if t == nil { // removed since the password step
+	if f == nil { // removed since the password step
 		return nil, nil, task.ErrMFATokenInvalid
 	}
-	if amr, err = s.proveSecondFactor(r, t, p); err != nil {
+	if amr, err = s.proveSecondFactor(r, u.ID, f, p); err != nil {
 		return nil, nil, err
 	}
 	if err := s.deps.MFA.UseMFAToken(ctx, hash); err != nil {
@@ -159,15 +223,23 @@ func (s *Server) finishMFA(r *http.Request, hash []byte, p *stepUp) (u *task.Use
 	return u, amr, nil
 }
 
-// challenge starts the second step of u's login: an mfa_token, stored as
-// its hash, and the mfa_required answer that carries it.
-func (s *Server) challenge(ctx context.Context, u *task.User) error {
+// challenge starts the second step of u's login with the second factors
+// f: an mfa_token, stored as its hash, and the mfa_required answer that
+// carries it, with a passkey ceremony when u has passkeys.
+func (s *Server) challenge(ctx context.Context, u *task.User, f *factors) error {
 	token, hash := auth.NewMFAToken()
 	if err := s.deps.MFA.CreateMFAToken(ctx, hash, u.ID, s.now().Add(task.MFATokenTTL)); err != nil {
 		return err
 	}
-	return task.MFARequired(&task.MFAChallenge{Token: token, Methods: []string{task.MethodTOTP, task.MethodRecoveryCode},
-		ExpiresIn: int(task.MFATokenTTL.Seconds())})
+	ch := &task.MFAChallenge{Token: token, Methods: f.methods(), ExpiresIn: int(task.MFATokenTTL.Seconds())}
+	if len(f.passkeys) > 0 && s.deps.Passkeys != nil {
+		opts, err := s.passkeyOptions(ctx, u, f.passkeys)
+		if err != nil {
+			return err
+		}
+		ch.PasskeyOptions = opts
+	}
+	return task.MFARequired(ch)
 }
 
 type totpStartRequest struct {
@@ -199,7 +271,7 @@ func (s *Server) handleTOTPStart(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	e, err := auth.NewTOTP(totpIssuer, u.Username)
+	e, err := auth.NewTOTP(serviceName, u.Username)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -258,7 +330,7 @@ func (s *Server) confirmTOTP(r *http.Request, code string) (codes []string, err 
 		return nil, err
 	}
 	defer func() { att.end(err) }()
-	secret, err := s.openTOTP(t)
+	secret, err := s.openTOTP(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -289,31 +361,31 @@ func (req *mfaChangeRequest) valid() error {
 }
 
 // reauthenticateMFA proves the caller with their password and a second
-// factor they must have; ErrNotFound when they have none.
+// factor; ErrNotFound when they have no authenticator app.
 func (s *Server) reauthenticateMFA(w http.ResponseWriter, r *http.Request) (*task.User, error) {
 	var req mfaChangeRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return nil, err
 	}
-	t, err := s.secondFactor(r.Context(), task.IdentityFromContext(r.Context()).UserID)
+	f, err := s.secondFactor(r.Context(), task.IdentityFromContext(r.Context()).UserID)
 	if err != nil {
 		return nil, err
 	}
-	if t == nil {
+	if f == nil || f.totp == nil {
 		return nil, task.ErrNotFound
 	}
 	return s.reauthenticate(r, *req.CurrentPassword, &req.stepUp)
 }
 
-// handleTOTPDelete handles DELETE /api/me/mfa/totp/: the second factor
-// goes, recovery codes with it.
+// handleTOTPDelete handles DELETE /api/me/mfa/totp/: the authenticator
+// app goes, recovery codes with it; passkeys stay.
 func (s *Server) handleTOTPDelete(w http.ResponseWriter, r *http.Request) {
 	u, err := s.reauthenticateMFA(w, r)
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
-	if _, err := s.deps.MFA.DeleteMFA(r.Context(), u.ID); err != nil {
+	if err := s.deps.MFA.DeleteTOTP(r.Context(), u.ID); err != nil {
 		s.error(w, r, err)
 		return
 	}

@@ -378,3 +378,24 @@ func TestUserRemovesSecondFactor(t *testing.T) {
 		body: map[string]string{"current_password": u.password, "code": "123456"}}).errorCode(http.StatusNotFound, "not_found")
 	e.assertAudited(u, "mfa_removed")
 }
+
+// TestTOTPUnderARetiredKey: a secret sealed under a key the server no
+// longer holds cannot be checked. The code is answered 503, not counted
+// as wrong, and the log names the key and the fix; recovery codes still
+// sign in.
+func TestTOTPUnderARetiredKey(t *testing.T) {
+	oldKey, newKey := strings.Repeat("11", 32), strings.Repeat("22", 32)
+	e := newEnv(t, map[string]string{"MFA_ENCRYPTION_KEY": oldKey})
+	u := e.newUser()
+	a, codes := e.enroll(u)
+	rotated := e.secondInstance(t, map[string]string{"MFA_ENCRYPTION_KEY": newKey})
+	token := rotated.passwordStep(u, "")
+	rotated.finish(token, "", map[string]string{"code": a.fresh()}).errorCode(http.StatusServiceUnavailable, "service_unavailable")
+	if log := rotated.logBuf.String(); !strings.Contains(log, "a TOTP secret cannot be opened") || !strings.Contains(log, "MFA_PREVIOUS_ENCRYPTION_KEYS") {
+		t.Fatalf("the log does not say which key is missing and how to fix it:\n%s", log)
+	}
+	rotated.finish(token, "", map[string]string{"recovery_code": codes[0]}).status(http.StatusOK)
+	// With the old key kept as a previous one, codes work again.
+	kept := e.secondInstance(t, map[string]string{"MFA_ENCRYPTION_KEY": newKey, "MFA_PREVIOUS_ENCRYPTION_KEYS": oldKey})
+	kept.finish(kept.passwordStep(u, ""), "", map[string]string{"code": a.fresh()}).status(http.StatusOK)
+}

@@ -25,12 +25,13 @@ import (
 	"github.com/acme/taskmanager/internal/task"
 )
 
-//go:embed pages/*.html pages/style.css
+//go:embed pages/*.html pages/style.css pages/passkey.js
 var pageFiles embed.FS
 
 var (
-	pages    = template.Must(template.ParseFS(pageFiles, "pages/*.html"))
-	styleCSS = func() []byte { b, _ := pageFiles.ReadFile("pages/style.css"); return b }()
+	pages     = template.Must(template.ParseFS(pageFiles, "pages/*.html"))
+	styleCSS  = func() []byte { b, _ := pageFiles.ReadFile("pages/style.css"); return b }()
+	passkeyJS = func() []byte { b, _ := pageFiles.ReadFile("pages/passkey.js"); return b }()
 )
 
 // flowCookie carries the sign-in flow's browser secret: the CSRF tokens of
@@ -52,12 +53,17 @@ var scopeWords = map[string]string{
 // all, our stylesheet only, never framed, and forms that post to us and
 // whose redirect may go on to the client (browsers apply form-action to
 // the redirects that follow a form post).
-func pageCSP(redirectURI string) string {
+// A page with a passkey button also loads the one script file.
+func pageCSP(redirectURI string, script bool) string {
 	action := "'self'"
 	if u, err := url.Parse(redirectURI); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
 		action += " " + u.Scheme + "://" + u.Host
 	}
-	return "default-src 'none'; style-src 'self'; frame-ancestors 'none'; form-action " + action
+	csp := "default-src 'none'; style-src 'self'; "
+	if script {
+		csp += "script-src 'self'; "
+	}
+	return csp + "frame-ancestors 'none'; form-action " + action
 }
 
 type pageData struct {
@@ -69,8 +75,10 @@ type pageData struct {
 	Username string
 	Scopes   []string
 	// MFAToken, on the sign-in page, asks for the second factor of the
-	// login it names.
-	MFAToken string
+	// login it names; PasskeyOptions, with it, offer the user's passkeys
+	// (WebAuthn request options, JSON).
+	MFAToken       string
+	PasskeyOptions string
 }
 
 // page renders a server page. Errors on pages never echo raw input.
@@ -82,7 +90,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, 
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", pageCSP(redirectURI))
+	h.Set("Content-Security-Policy", pageCSP(redirectURI, d.PasskeyOptions != ""))
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
@@ -90,6 +98,14 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, 
 
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	s.page(w, r, status, "error.html", "", pageData{Title: "Cannot continue", Error: msg})
+}
+
+// handlePasskeyScript handles GET /oauth/assets/passkey.js, the sign-in
+// page's passkey button.
+func (s *Server) handlePasskeyScript(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, _ = w.Write(passkeyJS)
 }
 
 // handleStyle handles GET /oauth/assets/style.css, the pages' one stylesheet.
@@ -494,9 +510,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, status, "login.html", a.RedirectURI, pageData{Title: "Sign in", App: c.Name, Error: msg,
 			CSRF: csrfToken(secret, id), ID: id})
 	}
-	secondStep := func(status int, msg, token string) {
+	secondStep := func(status int, msg, token string, passkeyOptions []byte) {
 		s.page(w, r, status, "login.html", a.RedirectURI, pageData{Title: "Sign in", App: c.Name, Error: msg,
-			CSRF: csrfToken(secret, id), ID: id, MFAToken: token})
+			CSRF: csrfToken(secret, id), ID: id, MFAToken: token, PasskeyOptions: string(passkeyOptions)})
 	}
 	refuse := func(err error, wrong func()) {
 		var ref refusal
@@ -517,14 +533,18 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var u *task.User
 	var amr []string
 	if token := r.PostForm.Get("mfa_token"); token != "" {
-		// The second step: the password was right, the code comes now.
-		code := strings.TrimSpace(r.PostForm.Get("code"))
-		if code == "" || len(code) > 64 || len(token) > 256 {
-			secondStep(http.StatusUnauthorized, "Enter the code from your authenticator app, or a recovery code.", token)
+		// The second step: the password was right, the code or the
+		// passkey comes now.
+		code, pk := strings.TrimSpace(r.PostForm.Get("code")), r.PostForm.Get("passkey")
+		if code == "" && pk == "" || len(code) > 64 || len(pk) > maxPasskeyAnswer || len(token) > 256 {
+			secondStep(http.StatusUnauthorized, "Enter the code from your authenticator app, or a recovery code.", token, nil)
 			return
 		}
 		p := &stepUp{RecoveryCode: &code}
-		if len(code) == auth.TOTPDigits && strings.Trim(code, "0123456789") == "" {
+		switch {
+		case pk != "":
+			p = &stepUp{Passkey: json.RawMessage(pk)}
+		case len(code) == auth.TOTPDigits && strings.Trim(code, "0123456789") == "":
 			p = &stepUp{Code: &code}
 		}
 		var err error
@@ -534,7 +554,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 					again(http.StatusUnauthorized, "This sign-in has expired. Enter your username and password again.")
 					return
 				}
-				secondStep(http.StatusUnauthorized, "That code is not valid.", token)
+				msg := "That code is not valid."
+				if pk != "" {
+					msg = "That passkey was not accepted."
+				}
+				secondStep(http.StatusUnauthorized, msg, token, nil)
 			})
 			return
 		}
@@ -549,12 +573,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			refuse(err, func() { again(http.StatusUnauthorized, "Wrong username or password.") })
 			return
 		}
-		t, err := s.secondFactor(r.Context(), u.ID)
-		if err == nil && t != nil {
+		f, err := s.secondFactor(r.Context(), u.ID)
+		if err == nil && f != nil {
 			info(r.Context()).userID = u.ID.String()
-			err = s.challenge(r.Context(), u)
+			err = s.challenge(r.Context(), u, f)
 			if ch := task.ErrorMFA(err); ch != nil {
-				secondStep(http.StatusOK, "", ch.Token)
+				secondStep(http.StatusOK, "", ch.Token, ch.PasskeyOptions)
 				return
 			}
 		}

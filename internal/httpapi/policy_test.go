@@ -17,10 +17,10 @@ import (
 func TestEveryRouteDeclaresAPolicy(t *testing.T) {
 	e := newEnv(t, nil)
 	// Deliberately outside the API group: probes, the public keys, the
-	// authorization server's metadata and its pages' stylesheet.
+	// authorization server's metadata and its pages' stylesheet and script.
 	open := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /.well-known/jwks.json": true,
 		"GET /.well-known/openid-configuration": true, "GET /.well-known/oauth-authorization-server": true,
-		"GET /oauth/assets/style.css": true}
+		"GET /oauth/assets/style.css": true, "GET /oauth/assets/passkey.js": true}
 	n := 0
 	err := chi.Walk(e.srv.router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		key := method + " " + strings.TrimSuffix(route, "/")

@@ -33,6 +33,7 @@ func (s *Server) routes() {
 		r.Get("/.well-known/openid-configuration", s.oauthOn(s.handleDiscovery))
 		r.Get("/.well-known/oauth-authorization-server", s.oauthOn(s.handleDiscovery))
 		r.Get("/oauth/assets/style.css", s.handleStyle)
+		r.Get("/oauth/assets/passkey.js", s.handlePasskeyScript)
 		if s.cfg.DocsEnabled {
 			newDocs().routes(r)
 		}
@@ -44,6 +45,8 @@ func (s *Server) routes() {
 		s.handle(r, "POST /api/register", public, registerRate, s.handleRegister)
 		s.handle(r, "POST /api/token", public, loginRate, s.handleTokenObtain)
 		s.handle(r, "POST /api/token/mfa", public, loginRate, s.handleTokenMFA)
+		s.handle(r, "POST /api/token/passkey/begin", public, loginRate, s.passkeysOn(s.handlePasskeySignInBegin))
+		s.handle(r, "POST /api/token/passkey/finish", public, loginRate, s.passkeysOn(s.handlePasskeySignIn))
 		s.handle(r, "POST /api/token/refresh", public, tokenRate, s.handleTokenRefresh)
 		s.handle(r, "POST /api/token/verify", public, tokenRate, s.handleTokenVerify)
 		s.handle(r, "POST /api/token/blacklist", public, tokenRate, s.handleTokenBlacklist)
@@ -58,6 +61,10 @@ func (s *Server) routes() {
 		s.handle(r, "POST /api/me/mfa/totp/confirm", bearer, generalRate, s.handleTOTPConfirm)
 		s.handle(r, "DELETE /api/me/mfa/totp", bearer, generalRate, s.handleTOTPDelete)
 		s.handle(r, "POST /api/me/mfa/recovery-codes", bearer, generalRate, s.handleRecoveryCodes)
+		s.handle(r, "POST /api/me/passkeys/begin", bearer, generalRate, s.passkeysOn(s.handlePasskeyBegin))
+		s.handle(r, "POST /api/me/passkeys/finish", bearer, generalRate, s.passkeysOn(s.handlePasskeyFinish))
+		s.handle(r, "GET /api/me/passkeys", bearer, generalRate, s.handlePasskeyList)
+		s.handle(r, "DELETE /api/me/passkeys/{id}", bearer, generalRate, s.handlePasskeyDelete)
 
 		s.handle(r, "GET /api/keys", bearer, generalRate, s.handleKeyList)
 		s.handle(r, "POST /api/keys", bearer, keyCreateRate, s.handleKeyCreate)

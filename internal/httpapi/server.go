@@ -14,12 +14,14 @@ import (
 	"github.com/acme/taskmanager/internal/audit"
 	"github.com/acme/taskmanager/internal/auth"
 	"github.com/acme/taskmanager/internal/metrics"
+	"github.com/acme/taskmanager/internal/passkey"
 	"github.com/acme/taskmanager/internal/ratelimit"
 	"github.com/acme/taskmanager/internal/task"
 )
 
 // Deps are the collaborators a Server needs, built by serve (and by the
-// tests the same way). Every field is required but Secrets, Metrics and Audit.
+// tests the same way). Every field is required but Secrets, Passkeys, Metrics
+// and Audit.
 type Deps struct {
 	Tokens      *auth.Tokens // issues and verifies JWTs (built from TokenConfig)
 	Hasher      *auth.Hasher // hashes and checks passwords
@@ -33,6 +35,8 @@ type Deps struct {
 	// Secrets seals TOTP secrets at rest; nil (no MFA_ENCRYPTION_KEY in
 	// production) turns enrollment off.
 	Secrets *auth.SecretBox
+	// Passkeys is the WebAuthn relying party; nil turns passkeys off (503).
+	Passkeys *passkey.RP
 	// Ping reports whether the database answers (for /readyz).
 	Ping func(context.Context) error
 	// RateStore makes the counter stores of the limiters (ratelimit.Connect,

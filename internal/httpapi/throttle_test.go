@@ -218,18 +218,20 @@ func TestLoginBudgetHoldsUnderARace(t *testing.T) {
 func TestRatesMatchTheContract(t *testing.T) {
 	e := newEnv(t, nil)
 	own := map[string]rate{
-		"POST /api/register":        registerRate,
-		"POST /api/token":           loginRate,
-		"POST /api/token/mfa":       loginRate,
-		"POST /api/token/refresh":   tokenRate,
-		"POST /api/token/verify":    tokenRate,
-		"POST /api/token/blacklist": tokenRate,
-		"POST /api/keys":            keyCreateRate,
-		"POST /oauth/login":         loginRate,
-		"POST /oauth/consent":       loginRate,
-		"POST /oauth/token":         tokenRate,
-		"POST /oauth/introspect":    tokenRate,
-		"POST /oauth/revoke":        tokenRate,
+		"POST /api/register":             registerRate,
+		"POST /api/token":                loginRate,
+		"POST /api/token/mfa":            loginRate,
+		"POST /api/token/passkey/begin":  loginRate,
+		"POST /api/token/passkey/finish": loginRate,
+		"POST /api/token/refresh":        tokenRate,
+		"POST /api/token/verify":         tokenRate,
+		"POST /api/token/blacklist":      tokenRate,
+		"POST /api/keys":                 keyCreateRate,
+		"POST /oauth/login":              loginRate,
+		"POST /oauth/consent":            loginRate,
+		"POST /oauth/token":              tokenRate,
+		"POST /oauth/introspect":         tokenRate,
+		"POST /oauth/revoke":             tokenRate,
 	}
 	if len(e.srv.rates) < 20 {
 		t.Fatalf("%d routes declare a rate, want every API route of the contract (at least 20)", len(e.srv.rates))

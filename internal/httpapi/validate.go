@@ -32,6 +32,7 @@ var validate = func() *validator.Validate {
 	// length, which bounds what a login looks up.
 	must(v.RegisterValidation("username", func(fl validator.FieldLevel) bool { return task.ValidUsername(fl.Field().String()) }))
 	v.RegisterAlias("username_max", fmt.Sprintf("max=%d", task.MaxUsernameLen))
+	v.RegisterAlias("passkey_answer", fmt.Sprintf("max=%d", maxPasskeyAnswer))
 	return v
 }()
 

@@ -175,8 +175,8 @@ func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any)
 // the in-memory path.
 func (db *DB) Revocations() *Revocations { return db.revocations }
 
-// Purge deletes sessions, refresh tokens, idempotency keys and mfa_tokens that can no
-// longer be used.
+// Purge deletes sessions, refresh tokens, idempotency keys, mfa_tokens and
+// WebAuthn ceremonies that can no longer be used.
 // A revoked or expired session's row outlives every access token it
 // refuses: the database answers a missing session as revoked, but an
 // instance answering from memory knows only the revocations its listener
@@ -196,19 +196,14 @@ func (db *DB) Purge(ctx context.Context) (int64, error) {
 			return err
 		}
 		n = tag.RowsAffected()
-		tag, err = tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE expires_at < now()`)
-		if err != nil {
-			return err
+		for _, table := range []string{"refresh_tokens", "idempotency_keys", "mfa_tokens", "webauthn_ceremonies"} {
+			tag, err = tx.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at < now()`)
+			if err != nil {
+				return err
+			}
+			n += tag.RowsAffected()
 		}
-		n += tag.RowsAffected()
-		tag, err = tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE expires_at < now()`)
-		if err != nil {
-			return err
-		}
-		n += tag.RowsAffected()
-		tag, err = tx.Exec(ctx, `DELETE FROM mfa_tokens WHERE expires_at < now()`)
-		n += tag.RowsAffected()
-		return err
+		return nil
 	})
 	return n, err
 }

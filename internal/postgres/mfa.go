@@ -97,16 +97,23 @@ func (s *MFAStore) ReplaceRecoveryCodes(ctx context.Context, userID uuid.UUID, h
 	})
 }
 
-// DeleteMFA removes the user's TOTP secret and recovery codes, and the
-// logins waiting for a second factor.
+// DeleteMFA removes the user's TOTP secret, passkeys and recovery codes,
+// and the logins waiting for a second factor.
 func (s *MFAStore) DeleteMFA(ctx context.Context, userID uuid.UUID) (bool, error) {
 	var had bool
 	err := s.db.tx(ctx, "delete mfa", func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM mfa_totp WHERE user_id = $1`, userID)
+		tag, err := tx.Exec(ctx, `DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL`, userID)
 		if err != nil {
 			return err
 		}
 		had = tag.RowsAffected() > 0
+		if tag, err = tx.Exec(ctx, `DELETE FROM passkeys WHERE user_id = $1`, userID); err != nil {
+			return err
+		}
+		had = had || tag.RowsAffected() > 0
+		if _, err := tx.Exec(ctx, `DELETE FROM mfa_totp WHERE user_id = $1`, userID); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM mfa_recovery_codes WHERE user_id = $1`, userID); err != nil {
 			return err
 		}
@@ -145,4 +152,104 @@ func (s *MFAStore) UseMFAToken(ctx context.Context, hash []byte) error {
 		return task.ErrMFATokenInvalid
 	}
 	return nil
+}
+
+// DeleteTOTP removes the user's TOTP secret and recovery codes; passkeys
+// stay.
+func (s *MFAStore) DeleteTOTP(ctx context.Context, userID uuid.UUID) error {
+	return s.db.tx(ctx, "delete totp", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM mfa_totp WHERE user_id = $1`, userID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM mfa_recovery_codes WHERE user_id = $1`, userID)
+		return err
+	})
+}
+
+// CreatePasskey stores a new passkey under the user's quota.
+func (s *MFAStore) CreatePasskey(ctx context.Context, p *task.Passkey) error {
+	return s.db.tx(ctx, "create passkey", func(tx pgx.Tx) error {
+		// The user row lock serialises the user's registrations, so the
+		// count sees every passkey committed before it.
+		tag, err := tx.Exec(ctx, `SELECT FROM users WHERE id = $1 AND is_active FOR NO KEY UPDATE`, p.UserID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return task.ErrInvalidToken
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM passkeys WHERE user_id = $1`, p.UserID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= task.MaxPasskeysPerUser {
+			return task.ErrQuotaExceeded
+		}
+		err = tx.QueryRow(ctx, `INSERT INTO passkeys (user_id, credential_id, name, credential) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (credential_id) DO NOTHING RETURNING id, created_at`,
+			p.UserID, p.CredentialID, p.Name, p.Credential).Scan(&p.ID, &p.CreatedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return task.ErrPasskeyExists
+		}
+		return err
+	})
+}
+
+// FindPasskeys returns the user's passkeys, oldest first.
+func (s *MFAStore) FindPasskeys(ctx context.Context, userID uuid.UUID) ([]*task.Passkey, error) {
+	rows, _ := s.db.pool.Query(ctx, `SELECT id, name, credential_id, credential, created_at, last_used_at
+		FROM passkeys WHERE user_id = $1 ORDER BY created_at, id`, userID)
+	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*task.Passkey, error) {
+		p := task.Passkey{UserID: userID}
+		return &p, row.Scan(&p.ID, &p.Name, &p.CredentialID, &p.Credential, &p.CreatedAt, &p.LastUsedAt)
+	})
+	return keys, translate(err, "find passkeys")
+}
+
+// UsePasskey stores the passkey's record after a sign-in.
+func (s *MFAStore) UsePasskey(ctx context.Context, id uuid.UUID, credential []byte) error {
+	_, err := s.db.pool.Exec(ctx, `UPDATE passkeys SET credential = $2, last_used_at = now() WHERE id = $1`, id, credential)
+	return translate(err, "use passkey")
+}
+
+// DeletePasskey removes one of the user's passkeys.
+func (s *MFAStore) DeletePasskey(ctx context.Context, userID, id uuid.UUID) error {
+	tag, err := s.db.pool.Exec(ctx, `DELETE FROM passkeys WHERE user_id = $1 AND id = $2`, userID, id)
+	if err != nil {
+		return translate(err, "delete passkey")
+	}
+	if tag.RowsAffected() == 0 {
+		return task.ErrNotFound
+	}
+	return nil
+}
+
+// CreateCeremony stores a WebAuthn ceremony.
+func (s *MFAStore) CreateCeremony(ctx context.Context, c *task.Ceremony) error {
+	var userID *uuid.UUID
+	if c.UserID != uuid.Nil {
+		userID = &c.UserID
+	}
+	_, err := s.db.pool.Exec(ctx, `INSERT INTO webauthn_ceremonies (challenge_hash, kind, user_id, session, expires_at)
+		VALUES ($1, $2, $3, $4, $5)`, c.ChallengeHash, c.Kind, userID, c.Session, c.ExpiresAt)
+	return translate(err, "create ceremony")
+}
+
+// TakeCeremony deletes and returns a live ceremony: one statement, so two
+// racing answers to one challenge cannot both have it.
+func (s *MFAStore) TakeCeremony(ctx context.Context, hash []byte, kind string) (*task.Ceremony, error) {
+	c := task.Ceremony{ChallengeHash: hash, Kind: kind}
+	var userID *uuid.UUID
+	err := s.db.pool.QueryRow(ctx, `DELETE FROM webauthn_ceremonies WHERE challenge_hash = $1 AND kind = $2
+		RETURNING user_id, session, expires_at`, hash, kind).Scan(&userID, &c.Session, &c.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && !c.ExpiresAt.After(time.Now()) {
+		return nil, task.ErrNotFound
+	}
+	if err != nil {
+		return nil, translate(err, "take ceremony")
+	}
+	if userID != nil {
+		c.UserID = *userID
+	}
+	return &c, nil
 }

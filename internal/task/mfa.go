@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -13,12 +14,17 @@ const (
 	AMRPassword = "pwd"
 	AMROTP      = "otp" // a TOTP code or a recovery code
 	AMRMFA      = "mfa" // more than one factor
+	// A passkey: hwk when it cannot leave its authenticator, swk when it
+	// may be synced (backup eligible).
+	AMRHardwareKey = "hwk"
+	AMRSoftwareKey = "swk"
 )
 
 // Second-factor methods as a login's mfa_required names them.
 const (
 	MethodTOTP         = "totp"
 	MethodRecoveryCode = "recovery_code"
+	MethodPasskey      = "passkey"
 )
 
 // MFATokenTTL is how long an mfa_token lets a login finish; MFATokenTries
@@ -29,6 +35,8 @@ const (
 	// StepUpWindow is how long a second factor at sign-in also counts
 	// for the sensitive actions (minting a key, changing the password).
 	StepUpWindow = 10 * time.Minute
+	// MaxPasskeysPerUser is the per-user quota of passkeys.
+	MaxPasskeysPerUser = 20
 )
 
 // TOTP is a user's authenticator-app secret, sealed at rest.
@@ -46,6 +54,36 @@ type MFAChallenge struct {
 	Token     string   `json:"token"`
 	Methods   []string `json:"methods"`
 	ExpiresIn int      `json:"expires_in"`
+	// PasskeyOptions are the WebAuthn request options for the user's
+	// passkeys, when they have any.
+	PasskeyOptions json.RawMessage `json:"passkey_options,omitempty"`
+}
+
+// Passkey is a user's WebAuthn credential.
+type Passkey struct {
+	ID           uuid.UUID
+	UserID       uuid.UUID
+	Name         string
+	CredentialID []byte
+	Credential   []byte // the relying party's record of it, JSON
+	CreatedAt    time.Time
+	LastUsedAt   *time.Time
+}
+
+// Kinds of WebAuthn ceremony.
+const (
+	CeremonyRegister = "register"
+	CeremonyLogin    = "login"
+)
+
+// Ceremony is a WebAuthn ceremony between its options and its answer,
+// found by the hash of its challenge.
+type Ceremony struct {
+	ChallengeHash []byte
+	Kind          string
+	UserID        uuid.UUID // uuid.Nil: a passwordless sign-in, for whoever answers
+	Session       []byte
+	ExpiresAt     time.Time
 }
 
 // MFARequired is the answer to a login, or a sensitive action, that
@@ -70,6 +108,10 @@ var (
 	ErrMFATokenInvalid = refusal(EAUTHFAILED, "mfa_token_invalid", "This sign-in has expired or is no longer valid; sign in again.")
 	ErrMFAEnrolled     = Errorf(ECONFLICT, "An authenticator app is already set up; remove it first.")
 	ErrMFANotEnrolled  = Errorf(ECONFLICT, "No authenticator app is being set up; start again.")
+	// ErrPasskeyRefused: a passkey's signature that does not verify, for a
+	// challenge unknown, spent or expired, or by a passkey not on file.
+	ErrPasskeyRefused = refusal(EAUTHFAILED, "passkey_refused", "The passkey could not be verified; try again.")
+	ErrPasskeyExists  = Errorf(ECONFLICT, "This passkey is already registered.")
 )
 
 // MFAStore keeps second factors: TOTP secrets, recovery codes, and the
@@ -91,7 +133,10 @@ type MFAStore interface {
 	UseRecoveryCode(ctx context.Context, userID uuid.UUID, hash []byte) (bool, error)
 	// ReplaceRecoveryCodes stores new recovery codes; the old ones die.
 	ReplaceRecoveryCodes(ctx context.Context, userID uuid.UUID, hashes [][]byte) error
-	// DeleteMFA removes every second factor of the user; false when there was none.
+	// DeleteTOTP removes the user's TOTP secret and recovery codes.
+	DeleteTOTP(ctx context.Context, userID uuid.UUID) error
+	// DeleteMFA removes every second factor of the user, passkeys
+	// included; false when there was none.
 	DeleteMFA(ctx context.Context, userID uuid.UUID) (bool, error)
 	// CreateMFAToken stores a login's mfa_token by its hash.
 	CreateMFAToken(ctx context.Context, hash []byte, userID uuid.UUID, expires time.Time) error
@@ -100,4 +145,20 @@ type MFAStore interface {
 	TakeMFATry(ctx context.Context, hash []byte) (uuid.UUID, error)
 	// UseMFAToken marks the mfa_token used; ErrMFATokenInvalid when it was.
 	UseMFAToken(ctx context.Context, hash []byte) error
+
+	// CreatePasskey stores a new passkey; ErrPasskeyExists when its
+	// credential id is on file, ErrQuotaExceeded over MaxPasskeysPerUser.
+	CreatePasskey(ctx context.Context, p *Passkey) error
+	// FindPasskeys returns the user's passkeys, oldest first.
+	FindPasskeys(ctx context.Context, userID uuid.UUID) ([]*Passkey, error)
+	// UsePasskey stores a passkey's record after a sign-in (its counter
+	// moved) and when it was used.
+	UsePasskey(ctx context.Context, id uuid.UUID, credential []byte) error
+	// DeletePasskey removes one of the user's passkeys; ErrNotFound.
+	DeletePasskey(ctx context.Context, userID, id uuid.UUID) error
+	// CreateCeremony stores a ceremony until it expires.
+	CreateCeremony(ctx context.Context, c *Ceremony) error
+	// TakeCeremony removes and returns the live ceremony of kind under
+	// hash: it is spent whatever its answer turns out to be. ErrNotFound.
+	TakeCeremony(ctx context.Context, hash []byte, kind string) (*Ceremony, error)
 }

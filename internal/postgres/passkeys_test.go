@@ -1,0 +1,102 @@
+package postgres_test
+
+import (
+	"crypto/rand"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acme/taskmanager/internal/pgtest"
+	"github.com/acme/taskmanager/internal/task"
+)
+
+func newPasskey(userID uuid.UUID) *task.Passkey {
+	return &task.Passkey{UserID: userID, Name: "key", CredentialID: []byte(rand.Text()), Credential: []byte(`{"id":"x"}`)}
+}
+
+// TestCeremonyIsSpentOnce: of racing answers to one challenge exactly one
+// gets the ceremony; an expired one is nobody's; the kind must match.
+func TestCeremonyIsSpentOnce(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	s := db.MFA()
+	u := newUser(t, db)
+	hash := []byte(rand.Text())
+	if err := s.CreateCeremony(t.Context(), &task.Ceremony{ChallengeHash: hash, Kind: task.CeremonyLogin, UserID: u.ID,
+		Session: []byte(`{"challenge":"c"}`), ExpiresAt: time.Now().Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TakeCeremony(t.Context(), hash, task.CeremonyRegister); task.ErrorCode(err) != task.ENOTFOUND {
+		t.Fatalf("taking a login ceremony as a registration: %v, want not found", err)
+	}
+	var won atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			c, err := s.TakeCeremony(t.Context(), hash, task.CeremonyLogin)
+			if err == nil && c.UserID == u.ID && string(c.Session) == `{"challenge": "c"}` {
+				won.Add(1)
+			} else if task.ErrorCode(err) != task.ENOTFOUND {
+				t.Errorf("TakeCeremony: %+v, %v", c, err)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d racing answers got the ceremony, want 1", won.Load())
+	}
+	old := []byte(rand.Text())
+	if err := s.CreateCeremony(t.Context(), &task.Ceremony{ChallengeHash: old, Kind: task.CeremonyLogin,
+		Session: []byte(`{}`), ExpiresAt: time.Now().Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TakeCeremony(t.Context(), old, task.CeremonyLogin); task.ErrorCode(err) != task.ENOTFOUND {
+		t.Fatalf("an expired ceremony: %v, want not found", err)
+	}
+}
+
+// TestPasskeyStore: quota, a credential id registered once, and which
+// removal takes passkeys with it.
+func TestPasskeyStore(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	s := db.MFA()
+	u, other := newUser(t, db), newUser(t, db)
+	first := newPasskey(u.ID)
+	if err := s.CreatePasskey(t.Context(), first); err != nil || first.ID == uuid.Nil {
+		t.Fatalf("CreatePasskey: %v (id %s)", err, first.ID)
+	}
+	dup := newPasskey(other.ID)
+	dup.CredentialID = first.CredentialID
+	wantErr(t, "the same credential id again", s.CreatePasskey(t.Context(), dup), task.ErrPasskeyExists)
+	for range task.MaxPasskeysPerUser - 1 {
+		if err := s.CreatePasskey(t.Context(), newPasskey(u.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantErr(t, "one over the quota", s.CreatePasskey(t.Context(), newPasskey(u.ID)), task.ErrQuotaExceeded)
+	wantCode(t, "another user's passkey", s.DeletePasskey(t.Context(), other.ID, first.ID), task.ENOTFOUND)
+	if err := s.UsePasskey(t.Context(), first.ID, []byte(`{"id":"y"}`)); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := s.FindPasskeys(t.Context(), u.ID)
+	if err != nil || len(keys) != task.MaxPasskeysPerUser || keys[0].ID != first.ID || keys[0].LastUsedAt == nil ||
+		string(keys[0].Credential) != `{"id": "y"}` {
+		t.Fatalf("FindPasskeys = %d keys, first %+v, %v", len(keys), keys[0], err)
+	}
+	// Removing the authenticator app leaves passkeys; an admin reset does not.
+	if err := s.DeleteTOTP(t.Context(), u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := s.FindPasskeys(t.Context(), u.ID); len(keys) != task.MaxPasskeysPerUser {
+		t.Fatalf("DeleteTOTP removed passkeys: %d left", len(keys))
+	}
+	had, err := s.DeleteMFA(t.Context(), u.ID)
+	if err != nil || !had {
+		t.Fatalf("DeleteMFA = %v, %v; want true: the user had passkeys", had, err)
+	}
+	if keys, _ := s.FindPasskeys(t.Context(), u.ID); len(keys) != 0 {
+		t.Fatalf("DeleteMFA left %d passkeys", len(keys))
+	}
+}
