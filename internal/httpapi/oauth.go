@@ -70,6 +70,9 @@ func newOAuthServer(s *Server) *oauthServer {
 		op.WithCustomUserinfoEndpoint(op.NewEndpoint(oauthUserinfoPath)),
 		op.WithCustomEndSessionEndpoint(op.NewEndpoint("/oauth/end_session")),
 		op.WithCustomKeysEndpoint(op.NewEndpoint(jwksPath)),
+		// Unless told, the library's access-token verifier (introspection,
+		// userinfo, revocation) takes RS256, ES256 and PS256, not EdDSA.
+		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(s.tokens.OAuthAlgorithms()...)),
 	)
 	if err != nil {
 		panic("httpapi: oauth provider: " + err.Error()) // only a programming error gets here
@@ -111,7 +114,8 @@ func (s *Server) oauthOn(h http.HandlerFunc) http.HandlerFunc {
 // ours, so it gets a request without our routing state.
 func (o *oauthServer) serveProvider(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, o.s.cfg.MaxBodyBytes)
-	o.provider.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, (*chi.Context)(nil))))
+	ctx := withSigning(context.WithValue(r.Context(), chi.RouteCtxKey, (*chi.Context)(nil)))
+	o.provider.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // oauthClient is a registered client as the library sees it. Every client
@@ -217,19 +221,52 @@ func (g *grantRequest) GetSubject() string {
 }
 func (g *grantRequest) SetCurrentScopes(scopes []string) { g.scopes = scopes }
 
-// signingKey is the ring's RSA key as the library signs with it.
+// signingKey is a key of the ring as the library signs with it.
 type signingKey struct{ k *auth.OAuthKey }
 
-func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.RS256 }
-func (k signingKey) Key() any                                    { return k.k.Key }
-func (k signingKey) ID() string                                  { return k.k.ID }
+func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm {
+	return jose.SignatureAlgorithm(k.k.Alg)
+}
+func (k signingKey) Key() any   { return k.k.Key }
+func (k signingKey) ID() string { return k.k.ID }
 
 type publicKey struct{ k auth.OAuthPublicKey }
 
 func (k publicKey) ID() string                         { return k.k.ID }
-func (k publicKey) Algorithm() jose.SignatureAlgorithm { return jose.RS256 }
+func (k publicKey) Algorithm() jose.SignatureAlgorithm { return jose.SignatureAlgorithm(k.k.Alg) }
 func (k publicKey) Use() string                        { return "sig" }
 func (k publicKey) Key() any                           { return k.k.Key }
+
+// The library asks one Storage method, SigningKey, for the key of both an
+// access token (op.CreateJWT) and an ID token (op.CreateIDToken), which we
+// sign with different keys. Of the two, only CreateJWT asks
+// GetPrivateClaimsFromRequest, just before SigningKey: that call marks the
+// request's signing, and SigningKey takes the mark. Without a mark (an ID
+// token, or a request not from serveProvider) the key is the RSA one,
+// which every OAuth client can verify.
+type signing struct{ access bool }
+
+type signingCtxKey struct{}
+
+// withSigning gives the request a place for the mark.
+func withSigning(ctx context.Context) context.Context {
+	return context.WithValue(ctx, signingCtxKey{}, &signing{})
+}
+
+func markAccessTokenSigning(ctx context.Context) {
+	if m, ok := ctx.Value(signingCtxKey{}).(*signing); ok {
+		m.access = true
+	}
+}
+
+func takeAccessTokenSigning(ctx context.Context) bool {
+	m, ok := ctx.Value(signingCtxKey{}).(*signing)
+	if !ok || !m.access {
+		return false
+	}
+	m.access = false
+	return true
+}
 
 // oauthStorage implements op.Storage (and client credentials) on our store.
 type oauthStorage struct{ s *Server }
@@ -525,20 +562,29 @@ func (st *oauthStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token
 	return sub, token, nil
 }
 
-func (st *oauthStorage) SigningKey(context.Context) (op.SigningKey, error) {
+// SigningKey is the key of the token the library signs: an access
+// token's (EdDSA when we have an Ed25519 key), or an ID token's (RS256).
+func (st *oauthStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 	k := st.s.tokens.OAuthKey()
+	if takeAccessTokenSigning(ctx) {
+		k = st.s.tokens.OAuthAccessKey()
+	}
 	if k == nil {
 		return nil, oidc.ErrServerError().WithDescription("Internal server error.")
 	}
 	return signingKey{k}, nil
 }
 
+// SignatureAlgorithms is what discovery lists as
+// id_token_signing_alg_values_supported: ID tokens are RS256 only, the
+// algorithm OpenID Connect requires and defaults to.
 func (st *oauthStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
 	return []jose.SignatureAlgorithm{jose.RS256}, nil
 }
 
 // KeySet is what the library verifies OAuth tokens with (introspection,
-// userinfo, revocation): the signing key and the previous ones.
+// userinfo, revocation): the signing keys and the previous ones, each
+// bound to its algorithm.
 func (st *oauthStorage) KeySet(context.Context) ([]op.Key, error) {
 	var out []op.Key
 	for _, k := range st.s.tokens.OAuthPublicKeys() {
@@ -625,8 +671,10 @@ func (st *oauthStorage) GetPrivateClaimsFromScopes(context.Context, string, stri
 }
 
 // GetPrivateClaimsFromRequest adds the scope claim of an access token
-// (RFC 9068 2.2.3), which the library leaves out.
-func (st *oauthStorage) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+// (RFC 9068 2.2.3), which the library leaves out. The library asks it
+// only for an access token, so it also marks the signing (see signing).
+func (st *oauthStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+	markAccessTokenSigning(ctx)
 	return map[string]any{"scope": strings.Join(req.GetScopes(), " ")}, nil
 }
 
