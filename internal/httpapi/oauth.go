@@ -52,6 +52,7 @@ func newOAuthServer(s *Server) *oauthServer {
 	// key; we never decrypt one (a code is found by its stored hash, on any
 	// instance), so a random key per process only makes codes unguessable.
 	_, _ = rand.Read(cryptoKey[:])
+	codes := op.NewAES256GCMCrypto(cryptoKey, "")
 	p, err := op.NewProvider(&op.Config{
 		CryptoKey:             cryptoKey,
 		CodeMethodS256:        true,
@@ -70,6 +71,10 @@ func newOAuthServer(s *Server) *oauthServer {
 		op.WithCustomUserinfoEndpoint(op.NewEndpoint(oauthUserinfoPath)),
 		op.WithCustomEndSessionEndpoint(op.NewEndpoint("/oauth/end_session")),
 		op.WithCustomKeysEndpoint(op.NewEndpoint(jwksPath)),
+		// Nothing was ever encrypted with the key of another process, so the
+		// library's fallback to AES-CFB is left out; refreshTokens lets
+		// introspection answer for our refresh tokens.
+		op.WithCrypto(op.NewCompositeCrypto(codes, []op.Decrypter{refreshTokens{}, codes})),
 		// Unless told, the library's access-token verifier (introspection,
 		// userinfo, revocation) takes RS256, ES256 and PS256, not EdDSA.
 		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(s.tokens.OAuthAlgorithms()...)),
@@ -450,7 +455,32 @@ func (st *oauthStorage) CreateAccessToken(ctx context.Context, req op.TokenReque
 
 // newRefreshToken is an opaque refresh token: 256 random bits, stored
 // only as a hash.
-func newRefreshToken() string { return "tmr_" + rand.Text() + rand.Text() }
+func newRefreshToken() string { return refreshPrefix + rand.Text() + rand.Text() }
+
+const refreshPrefix = "tmr_"
+
+// refreshShaped reports whether token may be one of our refresh tokens,
+// before anything is looked up.
+func refreshShaped(token string) bool {
+	return strings.HasPrefix(token, refreshPrefix) && len(token) <= 200
+}
+
+// refreshTokens is the library's decrypter of opaque tokens for our
+// refresh tokens: the library turns a token presented to introspection,
+// userinfo or revocation into "token id:subject" with it before it tries
+// the token as a JWT. A refresh token's id is the token itself (its grant
+// is found by its hash); the subject is left to the grant.
+// SetIntrospectionFromToken answers for it; SetUserinfoFromToken refuses
+// it, as it refuses anything but an access token's id; RevokeToken finds
+// its grant either way.
+type refreshTokens struct{}
+
+func (refreshTokens) Decrypt(token string) (string, error) {
+	if !refreshShaped(token) || strings.Contains(token, ":") {
+		return "", task.ErrInvalidToken
+	}
+	return token + ":", nil
+}
 
 // CreateAccessAndRefreshTokens issues a grant's first refresh token, or
 // rotates the one presented: of concurrent rotations one wins, and a used
@@ -483,7 +513,7 @@ func (st *oauthStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 }
 
 func (st *oauthStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
-	if !strings.HasPrefix(token, "tmr_") || len(token) > 200 {
+	if !refreshShaped(token) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("The refresh token is invalid, expired or revoked.")
 	}
 	g, err := st.s.deps.OAuth.FindGrantByRefreshToken(ctx, auth.HashSecret(token))
@@ -516,7 +546,7 @@ func (st *oauthStorage) grantOf(ctx context.Context, tokenOrID string) (*task.Gr
 	if sid, ok := auth.ParseOAuthTokenID(tokenOrID); ok {
 		return st.s.deps.OAuth.FindGrant(ctx, sid)
 	}
-	if strings.HasPrefix(tokenOrID, "tmr_") && len(tokenOrID) <= 200 {
+	if refreshShaped(tokenOrID) {
 		return st.s.deps.OAuth.FindGrantByRefreshToken(ctx, auth.HashSecret(tokenOrID))
 	}
 	return nil, task.ErrInvalidToken
@@ -548,7 +578,7 @@ func (st *oauthStorage) RevokeToken(ctx context.Context, tokenOrID, _, clientID 
 }
 
 func (st *oauthStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
-	if !strings.HasPrefix(token, "tmr_") {
+	if !refreshShaped(token) {
 		return "", "", op.ErrInvalidRefreshToken
 	}
 	g, err := st.s.deps.OAuth.FindGrantByRefreshToken(ctx, auth.HashSecret(token))
@@ -635,11 +665,15 @@ func (st *oauthStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.Use
 	return st.setUserinfo(ctx, info, g.UserID.String(), g.Scopes)
 }
 
-// SetIntrospectionFromToken answers /oauth/introspect (RFC 7662): active
-// only for a live grant of the calling client; anything else, another
-// client's token included, is {"active": false}. It asks the database,
-// so a revocation anywhere shows at once.
+// SetIntrospectionFromToken answers /oauth/introspect (RFC 7662) for an
+// access token's id or a refresh token (refreshTokens): active only for a
+// live grant of the calling client; anything else, another client's token
+// included, is {"active": false}. It asks the database, so a revocation
+// anywhere shows at once.
 func (st *oauthStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, _, clientID string) error {
+	if refreshShaped(tokenID) {
+		return st.introspectRefresh(ctx, resp, tokenID, clientID)
+	}
 	sid, ok := auth.ParseOAuthTokenID(tokenID)
 	if !ok {
 		return task.ErrInvalidToken
@@ -656,6 +690,32 @@ func (st *oauthStorage) SetIntrospectionFromToken(ctx context.Context, resp *oid
 	resp.TokenType = oidc.BearerToken
 	resp.Audience = []string{st.audience()}
 	resp.JWTID = tokenID
+	st.setSubject(ctx, resp, g)
+	return nil
+}
+
+// introspectRefresh answers for a refresh token: active while it is
+// unused, unexpired and its grant (of the calling client) lives. Looking
+// does not use it, so a rotated-away token is inactive, not reuse.
+func (st *oauthStorage) introspectRefresh(ctx context.Context, resp *oidc.IntrospectionResponse, token, clientID string) error {
+	g, err := st.s.deps.OAuth.FindGrantByUnusedRefreshToken(ctx, auth.HashSecret(token))
+	if err != nil {
+		return err
+	}
+	if g.Client != clientID {
+		return task.ErrInvalidToken
+	}
+	resp.Scope = g.Scopes
+	resp.ClientID = g.Client
+	resp.TokenType = string(oidc.RefreshTokenType)
+	resp.Expiration = oidc.FromTime(g.ExpiresAt)
+	st.setSubject(ctx, resp, g)
+	return nil
+}
+
+// setSubject names who a grant's token acts for: its user, or the client
+// acting for itself.
+func (st *oauthStorage) setSubject(ctx context.Context, resp *oidc.IntrospectionResponse, g *task.Grant) {
 	resp.Subject = g.Client
 	if g.UserID != nil {
 		resp.Subject = g.UserID.String()
@@ -663,7 +723,6 @@ func (st *oauthStorage) SetIntrospectionFromToken(ctx context.Context, resp *oid
 			resp.Username = u.Username
 		}
 	}
-	return nil
 }
 
 func (st *oauthStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
