@@ -1270,9 +1270,12 @@ export interface paths {
          *     scopes, and reaches no user's tasks). No implicit and no password
          *     grant. Confidential clients authenticate with HTTP Basic or
          *     `client_id` and `client_secret` in the form; public clients send
-         *     `client_id`. Access tokens are RS256 JWTs (RFC 9068) verifiable from
-         *     `/.well-known/jwks.json`; `openid` adds an ID token,
-         *     `offline_access` a refresh token. Errors are RFC 6749 JSON.
+         *     `client_id`. Access tokens are JWTs (RFC 9068) verifiable from
+         *     `/.well-known/jwks.json`: RS256, or EdDSA under the server's
+         *     Ed25519 key when it has one (`JWT_PRIVATE_KEY_FILE`); pick the key
+         *     by `kid` and verify with that key's `alg`. `openid` adds an ID
+         *     token (always RS256, as `id_token_signing_alg_values_supported`
+         *     says), `offline_access` a refresh token. Errors are RFC 6749 JSON.
          */
         post: operations["oauthToken"];
         delete?: never;
@@ -1300,9 +1303,16 @@ export interface paths {
         put?: never;
         /**
          * Token introspection (RFC 7662)
-         * @description Client authentication required. `{"active": false}` for anything
-         *     expired, revoked (it asks the database, so a revocation on any
-         *     instance shows at once), malformed or issued to another client.
+         * @description Client authentication required. Answers for access tokens and
+         *     refresh tokens: a live one issued to the calling client is
+         *     `active`, with its `scope`, `client_id`, `sub` and `token_type`
+         *     (`Bearer` for an access token,
+         *     `urn:ietf:params:oauth:token-type:refresh_token` with its `exp`
+         *     for a refresh token). `{"active": false}` for anything expired,
+         *     revoked (it asks the database, so a revocation on any instance
+         *     shows at once), rotated away (a refresh token already used;
+         *     looking at it is not reuse and revokes nothing), malformed or
+         *     issued to another client.
          */
         post: operations["introspectToken"];
         delete?: never;
@@ -2287,14 +2297,14 @@ export interface components {
             client_secret?: string;
         };
         OAuthTokenResponse: {
-            /** @description An RS256 JWT (RFC 9068). */
+            /** @description A JWT (RFC 9068), RS256, or EdDSA when the server has an Ed25519 key. */
             access_token: string;
             /** @enum {string} */
             token_type: "Bearer";
             expires_in: number;
             /** @description With `offline_access`: opaque, rotated on every use. */
             refresh_token?: string;
-            /** @description With `openid`. */
+            /** @description With `openid`; RS256. */
             id_token?: string;
             scope?: string;
         };
@@ -2310,6 +2320,7 @@ export interface components {
             active: boolean;
             scope?: string;
             client_id?: string;
+            /** @description `Bearer` for an access token, `urn:ietf:params:oauth:token-type:refresh_token` for a refresh token. */
             token_type?: string;
             sub?: string;
             username?: string;
@@ -2351,6 +2362,13 @@ export interface components {
             code_challenge_methods_supported: "S256"[];
             authorization_response_iss_parameter_supported: boolean;
             scopes_supported?: string[];
+            /**
+             * @description ID tokens are RS256. (Access tokens may be EdDSA; every key is in the JWKS.)
+             * @example [
+             *       "RS256"
+             *     ]
+             */
+            id_token_signing_alg_values_supported?: string[];
         };
         /**
          * @description | status | code |

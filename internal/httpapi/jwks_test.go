@@ -17,7 +17,7 @@ import (
 	"github.com/acme/taskmanager/internal/auth"
 )
 
-func writeKeys(t *testing.T) (privPath, pubPath string, pub ed25519.PublicKey) {
+func writeKeys(t testing.TB) (privPath, pubPath string, pub ed25519.PublicKey) {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

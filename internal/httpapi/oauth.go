@@ -52,6 +52,7 @@ func newOAuthServer(s *Server) *oauthServer {
 	// key; we never decrypt one (a code is found by its stored hash, on any
 	// instance), so a random key per process only makes codes unguessable.
 	_, _ = rand.Read(cryptoKey[:])
+	codes := op.NewAES256GCMCrypto(cryptoKey, "")
 	p, err := op.NewProvider(&op.Config{
 		CryptoKey:             cryptoKey,
 		CodeMethodS256:        true,
@@ -70,6 +71,13 @@ func newOAuthServer(s *Server) *oauthServer {
 		op.WithCustomUserinfoEndpoint(op.NewEndpoint(oauthUserinfoPath)),
 		op.WithCustomEndSessionEndpoint(op.NewEndpoint("/oauth/end_session")),
 		op.WithCustomKeysEndpoint(op.NewEndpoint(jwksPath)),
+		// Nothing was ever encrypted with the key of another process, so the
+		// library's fallback to AES-CFB is left out; refreshTokens lets
+		// introspection answer for our refresh tokens.
+		op.WithCrypto(op.NewCompositeCrypto(codes, []op.Decrypter{refreshTokens{}, codes})),
+		// Unless told, the library's access-token verifier (introspection,
+		// userinfo, revocation) takes RS256, ES256 and PS256, not EdDSA.
+		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(s.tokens.OAuthAlgorithms()...)),
 	)
 	if err != nil {
 		panic("httpapi: oauth provider: " + err.Error()) // only a programming error gets here
@@ -111,7 +119,8 @@ func (s *Server) oauthOn(h http.HandlerFunc) http.HandlerFunc {
 // ours, so it gets a request without our routing state.
 func (o *oauthServer) serveProvider(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, o.s.cfg.MaxBodyBytes)
-	o.provider.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, (*chi.Context)(nil))))
+	ctx := withSigning(context.WithValue(r.Context(), chi.RouteCtxKey, (*chi.Context)(nil)))
+	o.provider.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // oauthClient is a registered client as the library sees it. Every client
@@ -217,19 +226,52 @@ func (g *grantRequest) GetSubject() string {
 }
 func (g *grantRequest) SetCurrentScopes(scopes []string) { g.scopes = scopes }
 
-// signingKey is the ring's RSA key as the library signs with it.
+// signingKey is a key of the ring as the library signs with it.
 type signingKey struct{ k *auth.OAuthKey }
 
-func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.RS256 }
-func (k signingKey) Key() any                                    { return k.k.Key }
-func (k signingKey) ID() string                                  { return k.k.ID }
+func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm {
+	return jose.SignatureAlgorithm(k.k.Alg)
+}
+func (k signingKey) Key() any   { return k.k.Key }
+func (k signingKey) ID() string { return k.k.ID }
 
 type publicKey struct{ k auth.OAuthPublicKey }
 
 func (k publicKey) ID() string                         { return k.k.ID }
-func (k publicKey) Algorithm() jose.SignatureAlgorithm { return jose.RS256 }
+func (k publicKey) Algorithm() jose.SignatureAlgorithm { return jose.SignatureAlgorithm(k.k.Alg) }
 func (k publicKey) Use() string                        { return "sig" }
 func (k publicKey) Key() any                           { return k.k.Key }
+
+// The library asks one Storage method, SigningKey, for the key of both an
+// access token (op.CreateJWT) and an ID token (op.CreateIDToken), which we
+// sign with different keys. Of the two, only CreateJWT asks
+// GetPrivateClaimsFromRequest, just before SigningKey: that call marks the
+// request's signing, and SigningKey takes the mark. Without a mark (an ID
+// token, or a request not from serveProvider) the key is the RSA one,
+// which every OAuth client can verify.
+type signing struct{ access bool }
+
+type signingCtxKey struct{}
+
+// withSigning gives the request a place for the mark.
+func withSigning(ctx context.Context) context.Context {
+	return context.WithValue(ctx, signingCtxKey{}, &signing{})
+}
+
+func markAccessTokenSigning(ctx context.Context) {
+	if m, ok := ctx.Value(signingCtxKey{}).(*signing); ok {
+		m.access = true
+	}
+}
+
+func takeAccessTokenSigning(ctx context.Context) bool {
+	m, ok := ctx.Value(signingCtxKey{}).(*signing)
+	if !ok || !m.access {
+		return false
+	}
+	m.access = false
+	return true
+}
 
 // oauthStorage implements op.Storage (and client credentials) on our store.
 type oauthStorage struct{ s *Server }
@@ -413,7 +455,32 @@ func (st *oauthStorage) CreateAccessToken(ctx context.Context, req op.TokenReque
 
 // newRefreshToken is an opaque refresh token: 256 random bits, stored
 // only as a hash.
-func newRefreshToken() string { return "tmr_" + rand.Text() + rand.Text() }
+func newRefreshToken() string { return refreshPrefix + rand.Text() + rand.Text() }
+
+const refreshPrefix = "tmr_"
+
+// refreshShaped reports whether token may be one of our refresh tokens,
+// before anything is looked up.
+func refreshShaped(token string) bool {
+	return strings.HasPrefix(token, refreshPrefix) && len(token) <= 200
+}
+
+// refreshTokens is the library's decrypter of opaque tokens for our
+// refresh tokens: the library turns a token presented to introspection,
+// userinfo or revocation into "token id:subject" with it before it tries
+// the token as a JWT. A refresh token's id is the token itself (its grant
+// is found by its hash); the subject is left to the grant.
+// SetIntrospectionFromToken answers for it; SetUserinfoFromToken refuses
+// it, as it refuses anything but an access token's id; RevokeToken finds
+// its grant either way.
+type refreshTokens struct{}
+
+func (refreshTokens) Decrypt(token string) (string, error) {
+	if !refreshShaped(token) || strings.Contains(token, ":") {
+		return "", task.ErrInvalidToken
+	}
+	return token + ":", nil
+}
 
 // CreateAccessAndRefreshTokens issues a grant's first refresh token, or
 // rotates the one presented: of concurrent rotations one wins, and a used
@@ -446,7 +513,7 @@ func (st *oauthStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 }
 
 func (st *oauthStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
-	if !strings.HasPrefix(token, "tmr_") || len(token) > 200 {
+	if !refreshShaped(token) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("The refresh token is invalid, expired or revoked.")
 	}
 	g, err := st.s.deps.OAuth.FindGrantByRefreshToken(ctx, auth.HashSecret(token))
@@ -479,7 +546,7 @@ func (st *oauthStorage) grantOf(ctx context.Context, tokenOrID string) (*task.Gr
 	if sid, ok := auth.ParseOAuthTokenID(tokenOrID); ok {
 		return st.s.deps.OAuth.FindGrant(ctx, sid)
 	}
-	if strings.HasPrefix(tokenOrID, "tmr_") && len(tokenOrID) <= 200 {
+	if refreshShaped(tokenOrID) {
 		return st.s.deps.OAuth.FindGrantByRefreshToken(ctx, auth.HashSecret(tokenOrID))
 	}
 	return nil, task.ErrInvalidToken
@@ -511,7 +578,7 @@ func (st *oauthStorage) RevokeToken(ctx context.Context, tokenOrID, _, clientID 
 }
 
 func (st *oauthStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
-	if !strings.HasPrefix(token, "tmr_") {
+	if !refreshShaped(token) {
 		return "", "", op.ErrInvalidRefreshToken
 	}
 	g, err := st.s.deps.OAuth.FindGrantByRefreshToken(ctx, auth.HashSecret(token))
@@ -525,20 +592,29 @@ func (st *oauthStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token
 	return sub, token, nil
 }
 
-func (st *oauthStorage) SigningKey(context.Context) (op.SigningKey, error) {
+// SigningKey is the key of the token the library signs: an access
+// token's (EdDSA when we have an Ed25519 key), or an ID token's (RS256).
+func (st *oauthStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 	k := st.s.tokens.OAuthKey()
+	if takeAccessTokenSigning(ctx) {
+		k = st.s.tokens.OAuthAccessKey()
+	}
 	if k == nil {
 		return nil, oidc.ErrServerError().WithDescription("Internal server error.")
 	}
 	return signingKey{k}, nil
 }
 
+// SignatureAlgorithms is what discovery lists as
+// id_token_signing_alg_values_supported: ID tokens are RS256 only, the
+// algorithm OpenID Connect requires and defaults to.
 func (st *oauthStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
 	return []jose.SignatureAlgorithm{jose.RS256}, nil
 }
 
 // KeySet is what the library verifies OAuth tokens with (introspection,
-// userinfo, revocation): the signing key and the previous ones.
+// userinfo, revocation): the signing keys and the previous ones, each
+// bound to its algorithm.
 func (st *oauthStorage) KeySet(context.Context) ([]op.Key, error) {
 	var out []op.Key
 	for _, k := range st.s.tokens.OAuthPublicKeys() {
@@ -589,11 +665,15 @@ func (st *oauthStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.Use
 	return st.setUserinfo(ctx, info, g.UserID.String(), g.Scopes)
 }
 
-// SetIntrospectionFromToken answers /oauth/introspect (RFC 7662): active
-// only for a live grant of the calling client; anything else, another
-// client's token included, is {"active": false}. It asks the database,
-// so a revocation anywhere shows at once.
+// SetIntrospectionFromToken answers /oauth/introspect (RFC 7662) for an
+// access token's id or a refresh token (refreshTokens): active only for a
+// live grant of the calling client; anything else, another client's token
+// included, is {"active": false}. It asks the database, so a revocation
+// anywhere shows at once.
 func (st *oauthStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, _, clientID string) error {
+	if refreshShaped(tokenID) {
+		return st.introspectRefresh(ctx, resp, tokenID, clientID)
+	}
 	sid, ok := auth.ParseOAuthTokenID(tokenID)
 	if !ok {
 		return task.ErrInvalidToken
@@ -610,6 +690,32 @@ func (st *oauthStorage) SetIntrospectionFromToken(ctx context.Context, resp *oid
 	resp.TokenType = oidc.BearerToken
 	resp.Audience = []string{st.audience()}
 	resp.JWTID = tokenID
+	st.setSubject(ctx, resp, g)
+	return nil
+}
+
+// introspectRefresh answers for a refresh token: active while it is
+// unused, unexpired and its grant (of the calling client) lives. Looking
+// does not use it, so a rotated-away token is inactive, not reuse.
+func (st *oauthStorage) introspectRefresh(ctx context.Context, resp *oidc.IntrospectionResponse, token, clientID string) error {
+	g, err := st.s.deps.OAuth.FindGrantByUnusedRefreshToken(ctx, auth.HashSecret(token))
+	if err != nil {
+		return err
+	}
+	if g.Client != clientID {
+		return task.ErrInvalidToken
+	}
+	resp.Scope = g.Scopes
+	resp.ClientID = g.Client
+	resp.TokenType = string(oidc.RefreshTokenType)
+	resp.Expiration = oidc.FromTime(g.ExpiresAt)
+	st.setSubject(ctx, resp, g)
+	return nil
+}
+
+// setSubject names who a grant's token acts for: its user, or the client
+// acting for itself.
+func (st *oauthStorage) setSubject(ctx context.Context, resp *oidc.IntrospectionResponse, g *task.Grant) {
 	resp.Subject = g.Client
 	if g.UserID != nil {
 		resp.Subject = g.UserID.String()
@@ -617,7 +723,6 @@ func (st *oauthStorage) SetIntrospectionFromToken(ctx context.Context, resp *oid
 			resp.Username = u.Username
 		}
 	}
-	return nil
 }
 
 func (st *oauthStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
@@ -625,8 +730,10 @@ func (st *oauthStorage) GetPrivateClaimsFromScopes(context.Context, string, stri
 }
 
 // GetPrivateClaimsFromRequest adds the scope claim of an access token
-// (RFC 9068 2.2.3), which the library leaves out.
-func (st *oauthStorage) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+// (RFC 9068 2.2.3), which the library leaves out. The library asks it
+// only for an access token, so it also marks the signing (see signing).
+func (st *oauthStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+	markAccessTokenSigning(ctx)
 	return map[string]any{"scope": strings.Join(req.GetScopes(), " ")}, nil
 }
 

@@ -324,6 +324,19 @@ func (s *OAuthStore) FindGrantByRefreshToken(ctx context.Context, hash []byte) (
 	return s.FindGrant(ctx, sid)
 }
 
+// FindGrantByUnusedRefreshToken returns the live grant of an unused,
+// unexpired refresh token, read only: its ExpiresAt is the token's.
+func (s *OAuthStore) FindGrantByUnusedRefreshToken(ctx context.Context, hash []byte) (*task.Grant, error) {
+	g, err := scanGrant(s.db.pool.QueryRow(ctx, `SELECT s.id, s.client_id, c.client_id, s.user_id, coalesce(s.scopes, '{}'),
+			s.created_at, s.amr, least(s.expires_at, rt.expires_at)
+		FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN oauth_clients c ON c.id = s.client_id
+		WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > now() AND `+liveGrant, hash))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, task.ErrInvalidToken
+	}
+	return g, translate(err, "find grant by refresh token")
+}
+
 // FindGrant returns a live grant.
 func (s *OAuthStore) FindGrant(ctx context.Context, sessionID uuid.UUID) (*task.Grant, error) {
 	g, err := scanGrant(s.db.pool.QueryRow(ctx, `SELECT `+grantColumns+` FROM sessions s

@@ -222,3 +222,65 @@ func TestClientCredentialsGrantAndConsents(t *testing.T) {
 		t.Fatalf("OAuth grants listed among sessions: %v", got)
 	}
 }
+
+// TestFindGrantByUnusedRefreshToken: introspection's lookup answers for an
+// unused, unexpired refresh token of a live grant only, and looking at a
+// used one is no reuse: its family lives on.
+func TestFindGrantByUnusedRefreshToken(t *testing.T) {
+	db, dsn := pgtest.Open(t)
+	ctx := t.Context()
+	u := newUser(t, db)
+	_, code := newCode(t, db, newClient(t, db), u)
+	a, err := db.OAuth().RedeemAuthCode(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := newHash()
+	g := grantFor(t, db, a, first)
+	got, err := db.OAuth().FindGrantByUnusedRefreshToken(ctx, first)
+	if err != nil || got.SessionID != g.SessionID || got.UserID == nil || *got.UserID != u.ID ||
+		time.Until(got.ExpiresAt) < 59*time.Minute || time.Until(got.ExpiresAt) > time.Hour {
+		t.Fatalf("FindGrantByUnusedRefreshToken = %+v, %v; want grant %s expiring with its token in an hour", got, err, g.SessionID)
+	}
+	// A shorter-lived token than its grant: the token's expiry counts.
+	execSQL(t, sqlConn(t, dsn), `UPDATE refresh_tokens SET expires_at = now() + interval '5 minutes' WHERE token_hash = $1`, first)
+	if got, err := db.OAuth().FindGrantByUnusedRefreshToken(ctx, first); err != nil || time.Until(got.ExpiresAt) > 5*time.Minute {
+		t.Fatalf("ExpiresAt = %v, %v; want the token's, in 5 minutes", got, err)
+	}
+	second := newHash()
+	if _, err := db.Sessions().RotateRefreshToken(ctx, first, second, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	_, err = db.OAuth().FindGrantByUnusedRefreshToken(ctx, first)
+	wantErr(t, "rotated-away refresh token", err, task.ErrInvalidToken)
+	if isRevoked(t, db, g.SessionID) {
+		t.Fatal("looking at a used refresh token revoked its family")
+	}
+	if got, err := db.OAuth().FindGrantByUnusedRefreshToken(ctx, second); err != nil || got.SessionID != g.SessionID {
+		t.Fatalf("the rotated-in refresh token: %+v, %v", got, err)
+	}
+	execSQL(t, sqlConn(t, dsn), `UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1`, second)
+	_, err = db.OAuth().FindGrantByUnusedRefreshToken(ctx, second)
+	wantErr(t, "expired refresh token", err, task.ErrInvalidToken)
+
+	third := newHash()
+	g = grantFor(t, db, redeemed(t, db, u), third)
+	if err := db.OAuth().RevokeGrant(ctx, g.ClientID, g.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.OAuth().FindGrantByUnusedRefreshToken(ctx, third)
+	wantErr(t, "refresh token of a revoked grant", err, task.ErrInvalidToken)
+	_, err = db.OAuth().FindGrantByUnusedRefreshToken(ctx, newHash())
+	wantErr(t, "unknown refresh token", err, task.ErrInvalidToken)
+}
+
+// redeemed is a redeemed auth request of u for a new client.
+func redeemed(tb testing.TB, db *postgres.DB, u *task.User) *task.AuthRequest {
+	tb.Helper()
+	_, code := newCode(tb, db, newClient(tb, db), u)
+	a, err := db.OAuth().RedeemAuthCode(tb.Context(), code)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}

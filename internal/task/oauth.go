@@ -137,6 +137,11 @@ type OAuthStore interface {
 	// token. A used one revokes its whole grant (the family) and returns
 	// ErrTokenReused; anything else is ErrInvalidToken.
 	FindGrantByRefreshToken(ctx context.Context, hash []byte) (*Grant, error)
+	// FindGrantByUnusedRefreshToken returns the live grant of an unused,
+	// unexpired refresh token, with the token's expiry as ExpiresAt, and
+	// changes nothing: a used token is ErrInvalidToken here, not reuse
+	// (introspecting an old token does not kill its family).
+	FindGrantByUnusedRefreshToken(ctx context.Context, hash []byte) (*Grant, error)
 	// FindGrant returns a live grant, or ErrInvalidToken.
 	FindGrant(ctx context.Context, sessionID uuid.UUID) (*Grant, error)
 	// RevokeGrant revokes a grant of the client.
