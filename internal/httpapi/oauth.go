@@ -679,6 +679,18 @@ func (st *oauthStorage) SetIntrospectionFromToken(ctx context.Context, resp *oid
 		return task.ErrInvalidToken
 	}
 	g, err := st.s.deps.OAuth.FindGrant(ctx, sid)
+	if err = st.introspected(ctx, resp, g, err, clientID); err != nil {
+		return err
+	}
+	resp.TokenType = oidc.BearerToken
+	resp.Audience = []string{st.audience()}
+	resp.JWTID = tokenID
+	return nil
+}
+
+// introspected describes the grant g (found with err) of a token in resp,
+// if it is the calling client's.
+func (st *oauthStorage) introspected(ctx context.Context, resp *oidc.IntrospectionResponse, g *task.Grant, err error, clientID string) error {
 	if err != nil {
 		return err
 	}
@@ -687,9 +699,6 @@ func (st *oauthStorage) SetIntrospectionFromToken(ctx context.Context, resp *oid
 	}
 	resp.Scope = g.Scopes
 	resp.ClientID = g.Client
-	resp.TokenType = oidc.BearerToken
-	resp.Audience = []string{st.audience()}
-	resp.JWTID = tokenID
 	st.setSubject(ctx, resp, g)
 	return nil
 }
@@ -699,17 +708,11 @@ func (st *oauthStorage) SetIntrospectionFromToken(ctx context.Context, resp *oid
 // does not use it, so a rotated-away token is inactive, not reuse.
 func (st *oauthStorage) introspectRefresh(ctx context.Context, resp *oidc.IntrospectionResponse, token, clientID string) error {
 	g, err := st.s.deps.OAuth.FindGrantByUnusedRefreshToken(ctx, auth.HashSecret(token))
-	if err != nil {
+	if err = st.introspected(ctx, resp, g, err, clientID); err != nil {
 		return err
 	}
-	if g.Client != clientID {
-		return task.ErrInvalidToken
-	}
-	resp.Scope = g.Scopes
-	resp.ClientID = g.Client
 	resp.TokenType = string(oidc.RefreshTokenType)
 	resp.Expiration = oidc.FromTime(g.ExpiresAt)
-	st.setSubject(ctx, resp, g)
 	return nil
 }
 

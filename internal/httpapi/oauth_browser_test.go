@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,18 +44,7 @@ func browserFlow(t *testing.T, tls bool) {
 	defer ts.Close()
 	o := &oauthEnv{testEnv: e, base: ts.URL, admin: e.newAdmin()}
 
-	// The client: a loopback callback that records what it was sent.
-	got := make(chan url.Values, 1)
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/callback" {
-			select {
-			case got <- r.URL.Query():
-			default:
-			}
-		}
-		fmt.Fprint(w, "<!doctype html><title>Importer</title><p>signed in")
-	}))
-	defer app.Close()
+	app, got := callbackApp(t)
 	c := o.register(t, map[string]any{"redirect_uris": []string{app.URL + "/callback"}})
 	u := e.newUser()
 	e.do(req{method: "POST", path: "/api/tasks/", auth: u.bearer(), body: map[string]any{"title": "Seen by the app"}}).status(http.StatusCreated)
@@ -63,24 +53,7 @@ func browserFlow(t *testing.T, tls bool) {
 	verifier := oauth2.GenerateVerifier()
 
 	ctx := headless(t, 900, 900)
-	var mu sync.Mutex
-	var problems []string
-	if err := chromedp.Listen(ctx, func(ev any) {
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			mu.Lock()
-			problems = append(problems, ev.ExceptionDetails.Text)
-			mu.Unlock()
-		case *log.EventEntryAdded: // CSP violations among them
-			if ev.Entry.Level == log.EntryLevelError && !strings.Contains(ev.Entry.Text, "favicon") {
-				mu.Lock()
-				problems = append(problems, ev.Entry.Text)
-				mu.Unlock()
-			}
-		}
-	}); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
+	problems := pageProblems(t, ctx)
 	steps := []browserStep{
 		{"open authorize", chromedp.Navigate(conf.AuthCodeURL("browser-state", oauth2.S256ChallengeOption(verifier)))},
 		{"sign-in page", chromedp.WaitVisible(`#username`)},
@@ -102,7 +75,7 @@ func browserFlow(t *testing.T, tls bool) {
 	}
 	if err != nil {
 		text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
-		t.Fatalf("driving the sign-in pages: %v; the page reads: %.500s (console: %v)", err, text, problems)
+		t.Fatalf("driving the sign-in pages: %v; the page reads: %.500s (console: %v)", err, text, problems())
 	}
 	if !strings.Contains(consent, "Task Importer") || !strings.Contains(consent, "See your tasks") ||
 		!strings.Contains(consent, "Know who you are") {
@@ -113,7 +86,7 @@ func browserFlow(t *testing.T, tls bool) {
 	case q = <-got:
 	case <-time.After(15 * time.Second):
 		text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.location.href + " " + document.body.innerText`))
-		t.Fatalf("the browser never reached the client's callback; it shows %.300s (console: %v)", text, problems)
+		t.Fatalf("the browser never reached the client's callback; it shows %.300s (console: %v)", text, problems())
 	}
 	if q.Get("code") == "" || q.Get("state") != "browser-state" || q.Get("iss") != ts.URL {
 		t.Fatalf("callback query = %v, want code, state and iss %s", q, ts.URL)
@@ -124,9 +97,54 @@ func browserFlow(t *testing.T, tls bool) {
 		t.Fatalf("exchanging the browser's code: %v", err)
 	}
 	e.do(req{method: "GET", path: "/api/tasks/", auth: "Bearer " + tok.AccessToken}).status(http.StatusOK)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(problems) > 0 {
-		t.Fatalf("the pages logged errors (a CSP violation?): %v", problems)
+	if p := problems(); len(p) > 0 {
+		t.Fatalf("the pages logged errors (a CSP violation?): %v", p)
+	}
+}
+
+// callbackApp is an OAuth client's loopback callback: it records the
+// first query it is sent.
+func callbackApp(t *testing.T) (*httptest.Server, <-chan url.Values) {
+	got := make(chan url.Values, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/callback" {
+			select {
+			case got <- r.URL.Query():
+			default:
+			}
+		}
+		fmt.Fprint(w, "<!doctype html><title>Importer</title><p>signed in")
+	}))
+	t.Cleanup(app.Close)
+	return app, got
+}
+
+// pageProblems collects what the pages of ctx report as errors: uncaught
+// exceptions, and log errors (CSP violations among them).
+func pageProblems(t *testing.T, ctx context.Context) func() []string {
+	var mu sync.Mutex
+	var problems []string
+	if err := chromedp.Listen(ctx, func(ev any) {
+		var text string
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			text = ev.ExceptionDetails.Text
+		case *log.EventEntryAdded:
+			if ev.Entry.Level == log.EntryLevelError && !strings.Contains(ev.Entry.Text, "favicon") {
+				text = ev.Entry.Text
+			}
+		}
+		if text != "" {
+			mu.Lock()
+			problems = append(problems, text)
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatalf("listening to Chromium: %v", err)
+	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(problems)
 	}
 }

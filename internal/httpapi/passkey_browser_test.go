@@ -10,12 +10,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
@@ -254,40 +251,13 @@ func TestOAuthSignInWithPasskey(t *testing.T) {
 	u := p.newUser()
 	p.register(t, u, "Laptop")
 
-	got := make(chan url.Values, 1)
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/callback" {
-			select {
-			case got <- r.URL.Query():
-			default:
-			}
-		}
-		fmt.Fprint(w, "<!doctype html><title>Importer</title><p>signed in")
-	}))
-	defer app.Close()
+	app, got := callbackApp(t)
 	c := p.oauthEnv.register(t, map[string]any{"redirect_uris": []string{app.URL + "/callback"}})
 	conf := &oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: app.URL + "/callback",
 		Scopes: []string{"tasks:read", "openid"}, Endpoint: oauth2.Endpoint{AuthURL: p.base + "/oauth/authorize", TokenURL: p.base + "/oauth/token"}}
 	verifier := oauth2.GenerateVerifier()
 
-	var mu sync.Mutex
-	var problems []string
-	if err := chromedp.Listen(p.ctx, func(ev any) {
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			mu.Lock()
-			problems = append(problems, ev.ExceptionDetails.Text)
-			mu.Unlock()
-		case *log.EventEntryAdded:
-			if ev.Entry.Level == log.EntryLevelError && !strings.Contains(ev.Entry.Text, "favicon") {
-				mu.Lock()
-				problems = append(problems, ev.Entry.Text)
-				mu.Unlock()
-			}
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	problems := pageProblems(t, p.ctx)
 	err := runSteps(p.ctx, []browserStep{
 		{"open authorize", chromedp.Navigate(conf.AuthCodeURL("pk-state", oauth2.S256ChallengeOption(verifier)))},
 		{"sign-in page", chromedp.WaitVisible(`#username`)},
@@ -301,13 +271,13 @@ func TestOAuthSignInWithPasskey(t *testing.T) {
 	})
 	if err != nil {
 		text, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.body.innerText`))
-		t.Fatalf("driving the sign-in pages: %v; the page reads: %.500s (console: %v)", err, text, problems)
+		t.Fatalf("driving the sign-in pages: %v; the page reads: %.500s (console: %v)", err, text, problems())
 	}
 	var q url.Values
 	select {
 	case q = <-got:
 	case <-time.After(15 * time.Second):
-		t.Fatalf("the browser never reached the client's callback (console: %v)", problems)
+		t.Fatalf("the browser never reached the client's callback (console: %v)", problems())
 	}
 	tok, err := conf.Exchange(t.Context(), q.Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
@@ -317,9 +287,7 @@ func TestOAuthSignInWithPasskey(t *testing.T) {
 	if amr, _ := json.Marshal(claimsOf(t, idToken)["amr"]); !strings.Contains(string(amr), `"hwk"`) {
 		t.Fatalf("ID token amr = %s, want hwk among them", amr)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(problems) > 0 {
-		t.Fatalf("the pages logged errors (a CSP violation?): %v", problems)
+	if p := problems(); len(p) > 0 {
+		t.Fatalf("the pages logged errors (a CSP violation?): %v", p)
 	}
 }

@@ -36,25 +36,10 @@ func scanKey(row pgx.Row) (*task.APIKey, error) {
 // ErrQuotaExceeded when the user already has task.MaxKeysPerUser live keys.
 func (s *KeyStore) CreateKey(ctx context.Context, k *task.APIKey) error {
 	return s.db.tx(ctx, "create key", func(tx pgx.Tx) error {
-		// The user row lock serialises the user's key creations, so the count
-		// below sees every key committed before it, and waits for a
-		// deactivation in flight: no key is minted for a user being
-		// deactivated (is_active is re-read once the lock is granted).
-		tag, err := tx.Exec(ctx, `SELECT FROM users WHERE id = $1 AND is_active FOR NO KEY UPDATE`, k.UserID)
+		err := underQuota(ctx, tx, k.UserID, task.MaxKeysPerUser, `SELECT count(*) FROM api_keys WHERE user_id = $1
+			AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`)
 		if err != nil {
 			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return task.ErrInvalidToken
-		}
-		var live int
-		err = tx.QueryRow(ctx, `SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL
-			AND (expires_at IS NULL OR expires_at > now())`, k.UserID).Scan(&live)
-		if err != nil {
-			return err
-		}
-		if live >= task.MaxKeysPerUser {
-			return task.ErrQuotaExceeded
 		}
 		const q = `INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, expires_at)
 			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at`
@@ -113,4 +98,29 @@ func (s *KeyStore) RevokeKey(ctx context.Context, userID, id uuid.UUID) error {
 func revokeKeysOf(ctx context.Context, tx pgx.Tx, userID uuid.UUID) error {
 	_, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, userID)
 	return err
+}
+
+// underQuota holds the active user userID's row until the transaction
+// ends and checks that count (a query of $1, the user) is under limit:
+// ErrQuotaExceeded if not, ErrInvalidToken for a user gone or inactive.
+// The row lock serialises the user's creations, so the count sees every
+// one committed before it, and waits for a deactivation in flight: nothing
+// is created for a user being deactivated (is_active is re-read once the
+// lock is granted).
+func underQuota(ctx context.Context, tx pgx.Tx, userID uuid.UUID, limit int, count string) error {
+	tag, err := tx.Exec(ctx, `SELECT FROM users WHERE id = $1 AND is_active FOR NO KEY UPDATE`, userID)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return task.ErrInvalidToken
+	}
+	var n int
+	if err := tx.QueryRow(ctx, count, userID).Scan(&n); err != nil {
+		return err
+	}
+	if n >= limit {
+		return task.ErrQuotaExceeded
+	}
+	return nil
 }

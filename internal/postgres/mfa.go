@@ -169,21 +169,9 @@ func (s *MFAStore) DeleteTOTP(ctx context.Context, userID uuid.UUID) error {
 // CreatePasskey stores a new passkey under the user's quota.
 func (s *MFAStore) CreatePasskey(ctx context.Context, p *task.Passkey) error {
 	return s.db.tx(ctx, "create passkey", func(tx pgx.Tx) error {
-		// The user row lock serialises the user's registrations, so the
-		// count sees every passkey committed before it.
-		tag, err := tx.Exec(ctx, `SELECT FROM users WHERE id = $1 AND is_active FOR NO KEY UPDATE`, p.UserID)
+		err := underQuota(ctx, tx, p.UserID, task.MaxPasskeysPerUser, `SELECT count(*) FROM passkeys WHERE user_id = $1`)
 		if err != nil {
 			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return task.ErrInvalidToken
-		}
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM passkeys WHERE user_id = $1`, p.UserID).Scan(&n); err != nil {
-			return err
-		}
-		if n >= task.MaxPasskeysPerUser {
-			return task.ErrQuotaExceeded
 		}
 		err = tx.QueryRow(ctx, `INSERT INTO passkeys (user_id, credential_id, name, credential) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (credential_id) DO NOTHING RETURNING id, created_at`,
