@@ -625,7 +625,11 @@ export interface paths {
         post?: never;
         /**
          * Remove a passkey
-         * @description The passkey no longer signs in. `404` for an id that is not one of yours.
+         * @description The passkey no longer signs in. The request carries no proof, so the
+         *     session must have used a second factor less than 10 minutes ago
+         *     (sign in again with one), else `401 mfa_required`: a stolen access
+         *     token alone cannot strip an account of its second factor. `404` for
+         *     an id that is not one of yours.
          */
         delete: operations["deletePasskey"];
         options?: never;

@@ -34,6 +34,16 @@ func TestOAuthSignInAsksForTheSecondFactor(t *testing.T) {
 	if r.StatusCode != http.StatusOK || !strings.Contains(page, `name="mfa_token"`) || strings.Contains(page, `value="allow"`) {
 		t.Fatalf("after the password: status %d, want the code field: %.400s", r.StatusCode, page)
 	}
+	// A passkey answer that is no answer: the same step again, a 400.
+	f = formFields(t, page)
+	f.Del("code")
+	f.Set("passkey", "not json")
+	if r, err = b.PostForm(o.base+"/oauth/login", f); err != nil {
+		t.Fatal(err)
+	}
+	if page = read(t, r); r.StatusCode != http.StatusBadRequest || !strings.Contains(page, `name="mfa_token"`) {
+		t.Fatalf("malformed passkey: status %d, want 400 and the second step again: %.400s", r.StatusCode, page)
+	}
 	f = formFields(t, page)
 	f.Set("code", a.wrong())
 	if r, err = b.PostForm(o.base+"/oauth/login", f); err != nil {

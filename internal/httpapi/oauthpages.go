@@ -514,11 +514,17 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, status, "login.html", a.RedirectURI, pageData{Title: "Sign in", App: c.Name, Error: msg,
 			CSRF: csrfToken(secret, id), ID: id, MFAToken: token, PasskeyOptions: string(passkeyOptions)})
 	}
-	refuse := func(err error, wrong func()) {
+	refuse := func(err error, wrong func(status int)) {
 		var ref refusal
+		switch task.ErrorCode(err) {
+		case task.EAUTHFAILED:
+			wrong(http.StatusUnauthorized)
+			return
+		case task.EINVALID, task.EMALFORMED, task.EBADREQUEST: // a malformed passkey answer
+			wrong(http.StatusBadRequest)
+			return
+		}
 		switch {
-		case task.ErrorCode(err) == task.EAUTHFAILED:
-			wrong()
 		case errors.As(err, &ref):
 			ref.headers(w)
 			again(http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again.")
@@ -549,16 +555,16 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		var err error
 		if u, amr, err = s.finishMFA(r, auth.HashSecret(token), p); err != nil {
-			refuse(err, func() {
+			refuse(err, func(status int) {
 				if errors.Is(err, task.ErrMFATokenInvalid) {
-					again(http.StatusUnauthorized, "This sign-in has expired. Enter your username and password again.")
+					again(status, "This sign-in has expired. Enter your username and password again.")
 					return
 				}
 				msg := "That code is not valid."
 				if pk != "" {
 					msg = "That passkey was not accepted."
 				}
-				secondStep(http.StatusUnauthorized, msg, token, nil)
+				secondStep(status, msg, token, nil)
 			})
 			return
 		}
@@ -570,7 +576,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		var err error
 		if u, err = s.login(r, username, password); err != nil {
-			refuse(err, func() { again(http.StatusUnauthorized, "Wrong username or password.") })
+			refuse(err, func(status int) { again(status, "Wrong username or password.") })
 			return
 		}
 		f, err := s.secondFactor(r.Context(), u.ID)
@@ -583,7 +589,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if err != nil {
-			refuse(err, func() { again(http.StatusUnauthorized, "Wrong username or password.") })
+			refuse(err, func(status int) { again(status, "Wrong username or password.") })
 			return
 		}
 		amr = []string{task.AMRPassword}

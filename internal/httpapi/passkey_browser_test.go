@@ -236,8 +236,15 @@ func TestPasskeysInBrowser(t *testing.T) {
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		p.do(req{method: "DELETE", path: "/api/me/passkeys/" + pk.ID.String() + "/", auth: u.bearer()}).status(http.StatusNoContent)
-		p.do(req{method: "DELETE", path: "/api/me/passkeys/" + pk.ID.String() + "/", auth: u.bearer()}).errorCode(http.StatusNotFound, "not_found")
+		// u's first token is of a password login: it cannot remove the
+		// second factor. A session that just used the passkey can.
+		p.do(req{method: "DELETE", path: "/api/me/passkeys/" + pk.ID.String() + "/", auth: u.bearer()}).
+			errorCode(http.StatusUnauthorized, "mfa_required")
+		pair := decodeAs[tokenPairJSON](p.do(req{method: "POST", path: "/api/token/passkey/finish/",
+			body: map[string]any{"passkey": p.ceremony(t, p.signInOptions(t), false)}}).status(http.StatusOK))
+		fresh := "Bearer " + pair.Access
+		p.do(req{method: "DELETE", path: "/api/me/passkeys/" + pk.ID.String() + "/", auth: fresh}).status(http.StatusNoContent)
+		p.do(req{method: "DELETE", path: "/api/me/passkeys/" + pk.ID.String() + "/", auth: fresh}).errorCode(http.StatusNotFound, "not_found")
 		p.login(u) // no second factor left: the password alone
 	})
 }

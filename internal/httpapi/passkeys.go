@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,17 +35,20 @@ func (s *Server) passkeysOn(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// passkeyAccount is u as a ceremony sees them, with the passkeys keys.
-func passkeyAccount(userID uuid.UUID, name string, keys []*task.Passkey) (*passkey.Account, error) {
+// passkeyAccount is a user as a ceremony sees them, with the passkeys
+// keys. A stored record that does not decode is left out, and said in the
+// log: it must not lock its owner out of their other ways to sign in.
+func (s *Server) passkeyAccount(ctx context.Context, userID uuid.UUID, name string, keys []*task.Passkey) *passkey.Account {
 	a := &passkey.Account{ID: userID[:], Name: name, Credentials: make([]passkey.Credential, 0, len(keys))}
 	for _, k := range keys {
 		var c passkey.Credential
 		if err := json.Unmarshal(k.Credential, &c); err != nil {
-			return nil, err
+			s.log.ErrorContext(ctx, "a stored passkey does not decode; it is left out", "passkey_id", k.ID.String(), "err", err.Error())
+			continue
 		}
 		a.Credentials = append(a.Credentials, c)
 	}
-	return a, nil
+	return a
 }
 
 // storeCeremony keeps a ceremony of kind for userID (uuid.Nil: for
@@ -60,11 +65,7 @@ func (s *Server) storeCeremony(ctx context.Context, kind string, userID uuid.UUI
 // passkeyOptions begins a sign-in with one of the user's passkeys keys,
 // for the mfa_required answer of their login.
 func (s *Server) passkeyOptions(ctx context.Context, u *task.User, keys []*task.Passkey) (json.RawMessage, error) {
-	a, err := passkeyAccount(u.ID, u.Username, keys)
-	if err != nil {
-		return nil, err
-	}
-	opts, c, err := s.deps.Passkeys.BeginLogin(a)
+	opts, c, err := s.deps.Passkeys.BeginLogin(s.passkeyAccount(ctx, u.ID, u.Username, keys))
 	return s.storeCeremony(ctx, task.CeremonyLogin, u.ID, opts, c, err)
 }
 
@@ -90,11 +91,7 @@ func (s *Server) verifyAssertion(ctx context.Context, userID uuid.UUID, keys []*
 	if err != nil {
 		return "", err
 	}
-	acct, err := passkeyAccount(userID, "", keys)
-	if err != nil {
-		return "", err
-	}
-	cred, err := s.deps.Passkeys.FinishLogin(acct, c.Session, a)
+	cred, err := s.deps.Passkeys.FinishLogin(s.passkeyAccount(ctx, userID, "", keys), c.Session, a)
 	if errors.Is(err, passkey.ErrRefused) {
 		return "", task.ErrPasskeyRefused
 	}
@@ -105,12 +102,15 @@ func (s *Server) verifyAssertion(ctx context.Context, userID uuid.UUID, keys []*
 	if err != nil {
 		return "", err
 	}
-	for _, k := range keys {
-		if string(k.CredentialID) == string(cred.ID) {
-			if err := s.deps.MFA.UsePasskey(ctx, k.ID, record); err != nil {
-				return "", err
-			}
+	i := slices.IndexFunc(keys, func(k *task.Passkey) bool { return bytes.Equal(k.CredentialID, cred.ID) })
+	if i < 0 {
+		return "", task.ErrPasskeyRefused
+	}
+	if ok, err := s.deps.MFA.UsePasskey(ctx, keys[i].ID, record, cred.Authenticator.SignCount); err != nil || !ok {
+		if err == nil {
+			err = task.ErrPasskeyRefused // a copy raced it, or the passkey was removed meanwhile
 		}
+		return "", err
 	}
 	if passkey.HardwareBound(cred) {
 		return task.AMRHardwareKey, nil
@@ -152,11 +152,7 @@ func (s *Server) beginRegistration(ctx context.Context, u *task.User) (json.RawM
 	if len(keys) >= task.MaxPasskeysPerUser {
 		return nil, task.ErrQuotaExceeded
 	}
-	a, err := passkeyAccount(u.ID, u.Username, keys)
-	if err != nil {
-		return nil, err
-	}
-	opts, c, err := s.deps.Passkeys.BeginRegistration(a)
+	opts, c, err := s.deps.Passkeys.BeginRegistration(s.passkeyAccount(ctx, u.ID, u.Username, keys))
 	return s.storeCeremony(ctx, task.CeremonyRegister, u.ID, opts, c, err)
 }
 
@@ -222,11 +218,7 @@ func (s *Server) finishRegistration(ctx context.Context, req *passkeyFinishReque
 	if err != nil {
 		return nil, err
 	}
-	a, err := passkeyAccount(u.ID, u.Username, keys)
-	if err != nil {
-		return nil, err
-	}
-	cred, err := s.deps.Passkeys.FinishRegistration(a, cer.Session, c)
+	cred, err := s.deps.Passkeys.FinishRegistration(s.passkeyAccount(ctx, u.ID, u.Username, keys), cer.Session, c)
 	if errors.Is(err, passkey.ErrRefused) {
 		return nil, task.FieldError("credential", "The passkey could not be verified.")
 	}
@@ -255,9 +247,15 @@ func (s *Server) handlePasskeyList(w http.ResponseWriter, r *http.Request) {
 	s.encode(w, http.StatusOK, out)
 }
 
-// handlePasskeyDelete handles DELETE /api/me/passkeys/{id}/.
+// handlePasskeyDelete handles DELETE /api/me/passkeys/{id}/. The request
+// has no body to carry a proof, so the session must have used a second
+// factor less than task.StepUpWindow ago (else mfa_required): a stolen
+// access token alone must not strip the account of its second factor.
 func (s *Server) handlePasskeyDelete(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
+	if err == nil && !s.steppedUp(task.IdentityFromContext(r.Context())) {
+		err = task.MFARequired(nil)
+	}
 	if err == nil {
 		err = s.deps.MFA.DeletePasskey(r.Context(), task.IdentityFromContext(r.Context()).UserID, id)
 	}

@@ -194,10 +194,18 @@ func (s *MFAStore) FindPasskeys(ctx context.Context, userID uuid.UUID) ([]*task.
 	return keys, translate(err, "find passkeys")
 }
 
-// UsePasskey stores the passkey's record after a sign-in.
-func (s *MFAStore) UsePasskey(ctx context.Context, id uuid.UUID, credential []byte) error {
-	_, err := s.db.pool.Exec(ctx, `UPDATE passkeys SET credential = $2, last_used_at = now() WHERE id = $1`, id, credential)
-	return translate(err, "use passkey")
+// UsePasskey stores the passkey's record after a sign-in. The counter is
+// compared in the statement that writes it, so of two racing answers with
+// one count (the key and a copy of it) only one is accepted, and a lower
+// count never overwrites a higher one.
+func (s *MFAStore) UsePasskey(ctx context.Context, id uuid.UUID, credential []byte, signCount uint32) (bool, error) {
+	tag, err := s.db.pool.Exec(ctx, `UPDATE passkeys SET credential = $2, last_used_at = now() WHERE id = $1
+		AND (COALESCE((credential->'authenticator'->>'signCount')::bigint, 0) < $3
+			OR $3 = 0 AND COALESCE((credential->'authenticator'->>'signCount')::bigint, 0) = 0)`, id, credential, int64(signCount))
+	if err != nil {
+		return false, translate(err, "use passkey")
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // DeletePasskey removes one of the user's passkeys.

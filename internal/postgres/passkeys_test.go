@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"crypto/rand"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,13 +78,30 @@ func TestPasskeyStore(t *testing.T) {
 	}
 	wantErr(t, "one over the quota", s.CreatePasskey(t.Context(), newPasskey(u.ID)), task.ErrQuotaExceeded)
 	wantCode(t, "another user's passkey", s.DeletePasskey(t.Context(), other.ID, first.ID), task.ENOTFOUND)
-	if err := s.UsePasskey(t.Context(), first.ID, []byte(`{"id":"y"}`)); err != nil {
-		t.Fatal(err)
+	// The sign counter only moves forward, checked where it is written: the
+	// same count twice (a copy racing its original) or a lower one is refused.
+	for _, use := range []struct {
+		count uint32
+		want  bool
+	}{{5, true}, {5, false}, {3, false}, {6, true}} {
+		record := fmt.Appendf(nil, `{"id": "y", "authenticator": {"signCount": %d}}`, use.count)
+		if ok, err := s.UsePasskey(t.Context(), first.ID, record, use.count); err != nil || ok != use.want {
+			t.Fatalf("UsePasskey(count %d) = %v, %v; want %v", use.count, ok, err, use.want)
+		}
 	}
 	keys, err := s.FindPasskeys(t.Context(), u.ID)
 	if err != nil || len(keys) != task.MaxPasskeysPerUser || keys[0].ID != first.ID || keys[0].LastUsedAt == nil ||
-		string(keys[0].Credential) != `{"id": "y"}` {
+		string(keys[0].Credential) != `{"id": "y", "authenticator": {"signCount": 6}}` {
 		t.Fatalf("FindPasskeys = %d keys, first %+v, %v", len(keys), keys[0], err)
+	}
+	// An authenticator that keeps no counter (always 0) signs in every time.
+	for range 2 {
+		if ok, err := s.UsePasskey(t.Context(), keys[1].ID, []byte(`{"id": "z"}`), 0); err != nil || !ok {
+			t.Fatalf("UsePasskey(count 0) = %v, %v; want true", ok, err)
+		}
+	}
+	if ok, _ := s.UsePasskey(t.Context(), uuid.New(), []byte(`{}`), 1); ok {
+		t.Fatal("UsePasskey of a passkey that is gone = true")
 	}
 	// Removing the authenticator app leaves passkeys; an admin reset does not.
 	if err := s.DeleteTOTP(t.Context(), u.ID); err != nil {

@@ -151,9 +151,12 @@ type MFAStore interface {
 	CreatePasskey(ctx context.Context, p *Passkey) error
 	// FindPasskeys returns the user's passkeys, oldest first.
 	FindPasskeys(ctx context.Context, userID uuid.UUID) ([]*Passkey, error)
-	// UsePasskey stores a passkey's record after a sign-in (its counter
-	// moved) and when it was used.
-	UsePasskey(ctx context.Context, id uuid.UUID, credential []byte) error
+	// UsePasskey stores a passkey's record after a sign-in, whose sign
+	// counter is signCount, and when it was used: only if the stored
+	// counter is still below it (both zero for an authenticator that keeps
+	// none). False when it is not, because another answer with the same or
+	// a later count got there first (a copied key), or the passkey is gone.
+	UsePasskey(ctx context.Context, id uuid.UUID, credential []byte, signCount uint32) (bool, error)
 	// DeletePasskey removes one of the user's passkeys; ErrNotFound.
 	DeletePasskey(ctx context.Context, userID, id uuid.UUID) error
 	// CreateCeremony stores a ceremony until it expires.
