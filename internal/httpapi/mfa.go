@@ -193,6 +193,9 @@ func (s *Server) handleTokenMFA(w http.ResponseWriter, r *http.Request) {
 	s.openSession(w, r, u, amr)
 }
 
+// finishMFA proves the second step of the login of the mfa_token whose
+// hash is hash with p. When the proof itself is refused it also returns
+// the user, so that a sign-in page can ask again.
 func (s *Server) finishMFA(r *http.Request, hash []byte, p *stepUp) (u *task.User, amr []string, err error) {
 	ctx := r.Context()
 	userID, err := s.deps.MFA.TakeMFATry(ctx, hash)
@@ -215,7 +218,7 @@ func (s *Server) finishMFA(r *http.Request, hash []byte, p *stepUp) (u *task.Use
 		return nil, nil, task.ErrMFATokenInvalid
 	}
 	if amr, err = s.proveSecondFactor(r, u.ID, f, p); err != nil {
-		return nil, nil, err
+		return u, nil, err // the user, for a page that asks again
 	}
 	if err := s.deps.MFA.UseMFAToken(ctx, hash); err != nil {
 		return nil, nil, err

@@ -120,8 +120,9 @@ func callbackApp(t *testing.T) (*httptest.Server, <-chan url.Values) {
 }
 
 // pageProblems collects what the pages of ctx report as errors: uncaught
-// exceptions, and log errors (CSP violations among them).
-func pageProblems(t *testing.T, ctx context.Context) func() []string {
+// exceptions, and log errors (CSP violations among them) but those that
+// contain one of expected.
+func pageProblems(t *testing.T, ctx context.Context, expected ...string) func() []string {
 	var mu sync.Mutex
 	var problems []string
 	if err := chromedp.Listen(ctx, func(ev any) {
@@ -134,7 +135,7 @@ func pageProblems(t *testing.T, ctx context.Context) func() []string {
 				text = ev.Entry.Text
 			}
 		}
-		if text != "" {
+		if text != "" && !slices.ContainsFunc(expected, func(e string) bool { return strings.Contains(text, e) }) {
 			mu.Lock()
 			problems = append(problems, text)
 			mu.Unlock()

@@ -555,6 +555,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		var err error
 		if u, amr, err = s.finishMFA(r, auth.HashSecret(token), p); err != nil {
+			retry := s.retryPasskeyOptions(r.Context(), u)
 			refuse(err, func(status int) {
 				if errors.Is(err, task.ErrMFATokenInvalid) {
 					again(status, "This sign-in has expired. Enter your username and password again.")
@@ -564,7 +565,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 				if pk != "" {
 					msg = "That passkey was not accepted."
 				}
-				secondStep(status, msg, token, nil)
+				secondStep(status, msg, token, retry)
 			})
 			return
 		}

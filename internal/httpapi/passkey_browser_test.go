@@ -264,7 +264,7 @@ func TestOAuthSignInWithPasskey(t *testing.T) {
 		Scopes: []string{"tasks:read", "openid"}, Endpoint: oauth2.Endpoint{AuthURL: p.base + "/oauth/authorize", TokenURL: p.base + "/oauth/token"}}
 	verifier := oauth2.GenerateVerifier()
 
-	problems := pageProblems(t, p.ctx)
+	problems := pageProblems(t, p.ctx, "status of 401") // the wrong code's page
 	err := runSteps(p.ctx, []browserStep{
 		{"open authorize", chromedp.Navigate(conf.AuthCodeURL("pk-state", oauth2.S256ChallengeOption(verifier)))},
 		{"sign-in page", chromedp.WaitVisible(`#username`)},
@@ -272,6 +272,10 @@ func TestOAuthSignInWithPasskey(t *testing.T) {
 		{"password", chromedp.SendKeys(`#password`, u.password)},
 		{"sign in", chromedp.Click(`button[type=submit]`)},
 		{"passkey button", chromedp.WaitVisible(`#passkey-button`)},
+		{"a wrong code", chromedp.SendKeys(`#code`, "000000")},
+		{"submit it", jsClick(`form:not(#passkey-form) button[type=submit]`)},
+		{"asked again", chromedp.WaitVisible(`p.error`)},
+		{"with the button", chromedp.WaitVisible(`#passkey-button`)},
 		{"use the passkey", jsClick(`#passkey-button`)},
 		{"consent page", chromedp.WaitVisible(`button[value=allow]`)},
 		{"allow", jsClick(`button[value=allow]`)},

@@ -69,6 +69,24 @@ func (s *Server) passkeyOptions(ctx context.Context, u *task.User, keys []*task.
 	return s.storeCeremony(ctx, task.CeremonyLogin, u.ID, opts, c, err)
 }
 
+// retryPasskeyOptions are fresh passkey options for a sign-in page that
+// asks u again after a refused proof: none when u has no passkeys, or the
+// first try's failure left no user.
+func (s *Server) retryPasskeyOptions(ctx context.Context, u *task.User) json.RawMessage {
+	if u == nil || s.deps.Passkeys == nil {
+		return nil
+	}
+	f, err := s.secondFactor(ctx, u.ID)
+	if err != nil || f == nil || len(f.passkeys) == 0 {
+		return nil
+	}
+	opts, err := s.passkeyOptions(ctx, u, f.passkeys)
+	if err != nil {
+		return nil
+	}
+	return opts
+}
+
 // provePasskey verifies raw, a passkey's answer to a sign-in ceremony, as
 // made by one of userID's passkeys keys, and stores the passkey's new sign
 // counter. It returns the amr of the passkey.
