@@ -668,8 +668,8 @@ export interface paths {
         post: operations["startTotp"];
         /**
          * Remove the authenticator app
-         * @description Removes the TOTP secret and every recovery code: the password alone
-         *     signs in again. Needs the password and a current `code` (or a
+         * @description Removes the TOTP secret, and every recovery code unless passkeys
+         *     remain: without them the password alone signs in again. Needs the password and a current `code` (or a
          *     `recovery_code`); a wrong one is `401 authentication_failed` and
          *     counts as a failed login. `404` when the user has no second factor.
          */
@@ -732,8 +732,11 @@ export interface paths {
         /**
          * Replace the recovery codes
          * @description Ten new recovery codes; every old one dies. Needs the password and
-         *     a current `code` (or a `recovery_code`). `404` when the user has no
-         *     second factor.
+         *     a current `code`, a `recovery_code` or a `passkey` (an answer to
+         *     `POST /api/token/passkey/begin/`). A user with passkeys and no
+         *     authenticator app gets their first recovery codes here. Recovery
+         *     codes stand in for any second factor, and go when the last one is
+         *     removed. `404` when the user has no second factor.
          */
         post: operations["regenerateRecoveryCodes"];
         delete?: never;

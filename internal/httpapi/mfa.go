@@ -42,18 +42,22 @@ func (p *stepUp) onlyOne() error {
 	return nil
 }
 
-// factors are a user's second factors: a confirmed TOTP (or nil) and
-// their passkeys.
+// factors are a user's second factors: a confirmed TOTP (or nil), their
+// passkeys, and whether they hold an unused recovery code.
 type factors struct {
-	totp     *task.TOTP
-	passkeys []*task.Passkey
+	totp          *task.TOTP
+	passkeys      []*task.Passkey
+	recoveryCodes bool
 }
 
 // methods are the ways the user can prove f, as mfa_required names them.
 func (f *factors) methods() []string {
 	var m []string
 	if f.totp != nil {
-		m = append(m, task.MethodTOTP, task.MethodRecoveryCode)
+		m = append(m, task.MethodTOTP)
+	}
+	if f.recoveryCodes {
+		m = append(m, task.MethodRecoveryCode)
 	}
 	if len(f.passkeys) > 0 {
 		m = append(m, task.MethodPasskey)
@@ -75,7 +79,11 @@ func (s *Server) secondFactor(ctx context.Context, userID uuid.UUID) (*factors, 
 	if err != nil || t == nil && len(keys) == 0 {
 		return nil, err
 	}
-	return &factors{totp: t, passkeys: keys}, nil
+	codes, err := s.deps.MFA.HasRecoveryCodes(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return &factors{totp: t, passkeys: keys, recoveryCodes: codes}, nil
 }
 
 // openTOTP decrypts t's secret. One sealed under a key no longer
@@ -115,43 +123,33 @@ func (s *Server) proveSecondFactor(r *http.Request, userID uuid.UUID, f *factors
 		}
 		return []string{task.AMRPassword, amr, task.AMRMFA}, nil
 	}
-	if !p.given() {
-		return nil, task.MFARequired(nil)
-	}
-	if f.totp == nil {
-		s.securityEvent(r, "second_factor_failed", "subject", userID.String())
-		return nil, task.ErrWrongCode
-	}
-	return s.proveTOTP(r, f.totp, p)
-}
-
-// proveTOTP checks p's code or recovery code against t.
-func (s *Server) proveTOTP(r *http.Request, t *task.TOTP, p *stepUp) ([]string, error) {
 	ctx := r.Context()
 	ok := false
 	switch {
-	case p.Code != nil:
-		secret, err := s.openTOTP(ctx, t)
-		if err != nil {
-			return nil, err
-		}
-		step, match := auth.CheckTOTP(secret, *p.Code, s.now(), t.LastStep)
-		if match {
-			if ok, err = s.deps.MFA.UseTOTPStep(ctx, t.UserID, step); err != nil {
-				return nil, err
-			}
-		}
-	case p.RecoveryCode != nil:
+	case !p.given():
+		return nil, task.MFARequired(nil)
+	case p.RecoveryCode != nil: // whichever second factor they stand in for
 		var err error
-		if ok, err = s.deps.MFA.UseRecoveryCode(ctx, t.UserID, auth.HashRecoveryCode(*p.RecoveryCode)); err != nil {
+		if ok, err = s.deps.MFA.UseRecoveryCode(ctx, userID, auth.HashRecoveryCode(*p.RecoveryCode)); err != nil {
 			return nil, err
 		}
 		if ok {
-			s.securityEvent(r, "recovery_code_used", "subject", t.UserID.String())
+			s.securityEvent(r, "recovery_code_used", "subject", userID.String())
+		}
+	case f.totp != nil:
+		secret, err := s.openTOTP(ctx, f.totp)
+		if err != nil {
+			return nil, err
+		}
+		step, match := auth.CheckTOTP(secret, *p.Code, s.now(), f.totp.LastStep)
+		if match {
+			if ok, err = s.deps.MFA.UseTOTPStep(ctx, userID, step); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if !ok {
-		s.securityEvent(r, "second_factor_failed", "subject", t.UserID.String())
+		s.securityEvent(r, "second_factor_failed", "subject", userID.String())
 		return nil, task.ErrWrongCode
 	}
 	return []string{task.AMRPassword, task.AMROTP, task.AMRMFA}, nil
@@ -364,8 +362,9 @@ func (req *mfaChangeRequest) valid() error {
 }
 
 // reauthenticateMFA proves the caller with their password and a second
-// factor; ErrNotFound when they have no authenticator app.
-func (s *Server) reauthenticateMFA(w http.ResponseWriter, r *http.Request) (*task.User, error) {
+// factor; ErrNotFound when they have none, or no authenticator app when
+// needTOTP.
+func (s *Server) reauthenticateMFA(w http.ResponseWriter, r *http.Request, needTOTP bool) (*task.User, error) {
 	var req mfaChangeRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return nil, err
@@ -374,16 +373,16 @@ func (s *Server) reauthenticateMFA(w http.ResponseWriter, r *http.Request) (*tas
 	if err != nil {
 		return nil, err
 	}
-	if f == nil || f.totp == nil {
+	if f == nil || needTOTP && f.totp == nil {
 		return nil, task.ErrNotFound
 	}
 	return s.reauthenticate(r, *req.CurrentPassword, &req.stepUp)
 }
 
 // handleTOTPDelete handles DELETE /api/me/mfa/totp/: the authenticator
-// app goes, recovery codes with it; passkeys stay.
+// app goes, and the recovery codes unless passkeys stay.
 func (s *Server) handleTOTPDelete(w http.ResponseWriter, r *http.Request) {
-	u, err := s.reauthenticateMFA(w, r)
+	u, err := s.reauthenticateMFA(w, r, true)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -397,9 +396,10 @@ func (s *Server) handleTOTPDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleRecoveryCodes handles POST /api/me/mfa/recovery-codes/: ten new
-// codes; the old ones die.
+// codes; the old ones die. A user with passkeys alone gets their first
+// codes here (proved with a passkey).
 func (s *Server) handleRecoveryCodes(w http.ResponseWriter, r *http.Request) {
-	u, err := s.reauthenticateMFA(w, r)
+	u, err := s.reauthenticateMFA(w, r, false)
 	if err != nil {
 		s.error(w, r, err)
 		return

@@ -235,6 +235,20 @@ func TestPasskeysInBrowser(t *testing.T) {
 		}
 	})
 
+	var codes []string
+	t.Run("recovery codes for passkeys alone", func(t *testing.T) {
+		rc := decodeAs[recoveryCodesJSON](p.do(req{method: "POST", path: "/api/me/mfa/recovery-codes/", auth: u.bearer(),
+			body: map[string]any{"current_password": u.password, "passkey": p.ceremony(t, p.signInOptions(t), false)}}).status(http.StatusOK))
+		if codes = rc.RecoveryCodes; len(codes) != 10 {
+			t.Fatalf("recovery codes = %v", codes)
+		}
+		token, _ := p.passwordStepOptions(t, u)
+		pair := decodeAs[tokenPairJSON](p.finish(token, "", map[string]string{"recovery_code": codes[0]}).status(http.StatusOK))
+		wantAMR(t, pair.Access, "pwd", "otp", "mfa")
+		token, _ = p.passwordStepOptions(t, u)
+		p.finish(token, "", map[string]string{"code": "123456"}).errorCode(http.StatusUnauthorized, "authentication_failed")
+	})
+
 	t.Run("delete", func(t *testing.T) {
 		// u's first token is of a password login: it cannot remove the
 		// second factor. A session that just used the passkey can.
@@ -246,6 +260,11 @@ func TestPasskeysInBrowser(t *testing.T) {
 		p.do(req{method: "DELETE", path: "/api/me/passkeys/" + pk.ID.String() + "/", auth: fresh}).status(http.StatusNoContent)
 		p.do(req{method: "DELETE", path: "/api/me/passkeys/" + pk.ID.String() + "/", auth: fresh}).errorCode(http.StatusNotFound, "not_found")
 		p.login(u) // no second factor left: the password alone
+		// The recovery codes went with the last second factor: they do not
+		// come back to life with the next passkey.
+		p.register(t, u, "Phone")
+		token, _ := p.passwordStepOptions(t, u)
+		p.finish(token, "", map[string]string{"recovery_code": codes[1]}).errorCode(http.StatusUnauthorized, "authentication_failed")
 	})
 }
 

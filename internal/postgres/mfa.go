@@ -154,16 +154,33 @@ func (s *MFAStore) UseMFAToken(ctx context.Context, hash []byte) error {
 	return nil
 }
 
-// DeleteTOTP removes the user's TOTP secret and recovery codes; passkeys
-// stay.
+// DeleteTOTP removes the user's TOTP secret; passkeys stay, and the
+// recovery codes with them.
 func (s *MFAStore) DeleteTOTP(ctx context.Context, userID uuid.UUID) error {
 	return s.db.tx(ctx, "delete totp", func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM mfa_totp WHERE user_id = $1`, userID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM mfa_recovery_codes WHERE user_id = $1`, userID)
-		return err
+		return dropOrphanCodes(ctx, tx, userID)
 	})
+}
+
+// dropOrphanCodes deletes the user's recovery codes once no second factor
+// is left for them to stand in for: they must not come back to life with
+// the next one.
+func dropOrphanCodes(ctx context.Context, tx pgx.Tx, userID uuid.UUID) error {
+	_, err := tx.Exec(ctx, `DELETE FROM mfa_recovery_codes WHERE user_id = $1
+		AND NOT EXISTS (SELECT FROM passkeys WHERE user_id = $1)
+		AND NOT EXISTS (SELECT FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL)`, userID)
+	return err
+}
+
+// HasRecoveryCodes reports whether the user holds an unused recovery code.
+func (s *MFAStore) HasRecoveryCodes(ctx context.Context, userID uuid.UUID) (bool, error) {
+	var has bool
+	err := s.db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL)`,
+		userID).Scan(&has)
+	return has, translate(err, "has recovery codes")
 }
 
 // CreatePasskey stores a new passkey under the user's quota.
@@ -210,14 +227,16 @@ func (s *MFAStore) UsePasskey(ctx context.Context, id uuid.UUID, credential []by
 
 // DeletePasskey removes one of the user's passkeys.
 func (s *MFAStore) DeletePasskey(ctx context.Context, userID, id uuid.UUID) error {
-	tag, err := s.db.pool.Exec(ctx, `DELETE FROM passkeys WHERE user_id = $1 AND id = $2`, userID, id)
-	if err != nil {
-		return translate(err, "delete passkey")
-	}
-	if tag.RowsAffected() == 0 {
-		return task.ErrNotFound
-	}
-	return nil
+	return s.db.tx(ctx, "delete passkey", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM passkeys WHERE user_id = $1 AND id = $2`, userID, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return task.ErrNotFound
+		}
+		return dropOrphanCodes(ctx, tx, userID)
+	})
 }
 
 // CreateCeremony stores a WebAuthn ceremony.

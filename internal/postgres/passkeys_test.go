@@ -103,12 +103,19 @@ func TestPasskeyStore(t *testing.T) {
 	if ok, _ := s.UsePasskey(t.Context(), uuid.New(), []byte(`{}`), 1); ok {
 		t.Fatal("UsePasskey of a passkey that is gone = true")
 	}
-	// Removing the authenticator app leaves passkeys; an admin reset does not.
+	// Removing the authenticator app leaves passkeys and the recovery
+	// codes that stand in for them; an admin reset leaves nothing.
+	if err := s.ReplaceRecoveryCodes(t.Context(), u.ID, [][]byte{newHash()}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.DeleteTOTP(t.Context(), u.ID); err != nil {
 		t.Fatal(err)
 	}
 	if keys, _ := s.FindPasskeys(t.Context(), u.ID); len(keys) != task.MaxPasskeysPerUser {
 		t.Fatalf("DeleteTOTP removed passkeys: %d left", len(keys))
+	}
+	if has, err := s.HasRecoveryCodes(t.Context(), u.ID); err != nil || !has {
+		t.Fatalf("after DeleteTOTP with passkeys left: HasRecoveryCodes = %v, %v", has, err)
 	}
 	had, err := s.DeleteMFA(t.Context(), u.ID)
 	if err != nil || !had {
@@ -116,5 +123,31 @@ func TestPasskeyStore(t *testing.T) {
 	}
 	if keys, _ := s.FindPasskeys(t.Context(), u.ID); len(keys) != 0 {
 		t.Fatalf("DeleteMFA left %d passkeys", len(keys))
+	}
+}
+
+// TestRecoveryCodesGoWithTheLastPasskey: removing a user's last second
+// factor takes their recovery codes, so they cannot come back with the
+// next one; while one is left they stay.
+func TestRecoveryCodesGoWithTheLastPasskey(t *testing.T) {
+	db, _ := pgtest.Open(t)
+	s := db.MFA()
+	u := newUser(t, db)
+	a, b := newPasskey(u.ID), newPasskey(u.ID)
+	for _, p := range []*task.Passkey{a, b} {
+		if err := s.CreatePasskey(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.ReplaceRecoveryCodes(t.Context(), u.ID, [][]byte{newHash(), newHash()}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []*task.Passkey{a, b} {
+		if err := s.DeletePasskey(t.Context(), u.ID, p.ID); err != nil {
+			t.Fatal(err)
+		}
+		if has, _ := s.HasRecoveryCodes(t.Context(), u.ID); has != (i == 0) {
+			t.Fatalf("after removing passkey %d of 2: HasRecoveryCodes = %v", i+1, has)
+		}
 	}
 }

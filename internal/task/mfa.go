@@ -131,9 +131,12 @@ type MFAStore interface {
 	UseTOTPStep(ctx context.Context, userID uuid.UUID, step int64) (bool, error)
 	// UseRecoveryCode spends one unused recovery code; false when none matches.
 	UseRecoveryCode(ctx context.Context, userID uuid.UUID, hash []byte) (bool, error)
+	// HasRecoveryCodes reports whether the user holds an unused recovery code.
+	HasRecoveryCodes(ctx context.Context, userID uuid.UUID) (bool, error)
 	// ReplaceRecoveryCodes stores new recovery codes; the old ones die.
 	ReplaceRecoveryCodes(ctx context.Context, userID uuid.UUID, hashes [][]byte) error
-	// DeleteTOTP removes the user's TOTP secret and recovery codes.
+	// DeleteTOTP removes the user's TOTP secret, and their recovery codes
+	// unless passkeys remain for them to stand in for.
 	DeleteTOTP(ctx context.Context, userID uuid.UUID) error
 	// DeleteMFA removes every second factor of the user, passkeys
 	// included; false when there was none.
@@ -157,7 +160,8 @@ type MFAStore interface {
 	// none). False when it is not, because another answer with the same or
 	// a later count got there first (a copied key), or the passkey is gone.
 	UsePasskey(ctx context.Context, id uuid.UUID, credential []byte, signCount uint32) (bool, error)
-	// DeletePasskey removes one of the user's passkeys; ErrNotFound.
+	// DeletePasskey removes one of the user's passkeys, and their recovery
+	// codes with the last second factor; ErrNotFound.
 	DeletePasskey(ctx context.Context, userID, id uuid.UUID) error
 	// CreateCeremony stores a ceremony until it expires.
 	CreateCeremony(ctx context.Context, c *Ceremony) error
