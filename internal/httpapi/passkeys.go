@@ -24,6 +24,12 @@ import (
 // bytes, or a few KiB with an attestation certificate chain.
 const maxPasskeyAnswer = 16 << 10
 
+// notAnAnswer is the field error of a field that should hold a passkey's
+// answer and holds something else.
+func notAnAnswer(field string) error {
+	return task.FieldError(field, "This is not a passkey's answer (a PublicKeyCredential as JSON).")
+}
+
 // passkeysOn answers 503 while there is no relying party.
 func (s *Server) passkeysOn(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -76,11 +82,11 @@ func (s *Server) retryPasskeyOptions(ctx context.Context, u *task.User) json.Raw
 	if u == nil || s.deps.Passkeys == nil {
 		return nil
 	}
-	f, err := s.secondFactor(ctx, u.ID)
-	if err != nil || f == nil || len(f.passkeys) == 0 {
+	keys, err := s.deps.MFA.FindPasskeys(ctx, u.ID)
+	if err != nil || len(keys) == 0 {
 		return nil
 	}
-	opts, err := s.passkeyOptions(ctx, u, f.passkeys)
+	opts, err := s.passkeyOptions(ctx, u, keys)
 	if err != nil {
 		return nil
 	}
@@ -96,7 +102,7 @@ func (s *Server) provePasskey(ctx context.Context, userID uuid.UUID, keys []*tas
 	}
 	a, err := passkey.ParseAssertion(raw)
 	if err != nil {
-		return "", task.FieldError("passkey", "This is not a passkey's answer (a PublicKeyCredential as JSON).")
+		return "", notAnAnswer("passkey")
 	}
 	return s.verifyAssertion(ctx, userID, keys, a)
 }
@@ -218,7 +224,7 @@ var errCeremonySpent = task.FieldError("credential", "This passkey request has e
 func (s *Server) finishRegistration(ctx context.Context, req *passkeyFinishRequest) (*task.Passkey, error) {
 	c, err := passkey.ParseCreation(req.Credential)
 	if err != nil {
-		return nil, task.FieldError("credential", "This is not a passkey's answer (a PublicKeyCredential as JSON).")
+		return nil, notAnAnswer("credential")
 	}
 	id := task.IdentityFromContext(ctx)
 	cer, err := s.deps.MFA.TakeCeremony(ctx, c.ChallengeHash(), task.CeremonyRegister)
@@ -334,13 +340,15 @@ func (s *Server) passwordless(r *http.Request, raw json.RawMessage) (u *task.Use
 	ctx := r.Context()
 	a, err := passkey.ParseAssertion(raw)
 	if err != nil {
-		return nil, "", task.FieldError("passkey", "This is not a passkey's answer (a PublicKeyCredential as JSON).")
+		return nil, "", notAnAnswer("passkey")
 	}
-	userID, err := uuid.FromBytes(a.UserHandle())
-	if err == nil {
+	if userID, herr := uuid.FromBytes(a.UserHandle()); herr == nil {
 		u, err = s.deps.Users.FindUserByID(ctx, userID)
+		if err != nil && task.ErrorCode(err) != task.ENOTFOUND {
+			return nil, "", err // the database's failure, not the passkey's
+		}
 	}
-	if err != nil || !u.IsActive {
+	if u == nil || !u.IsActive {
 		// The ceremony is spent all the same.
 		if _, err := s.deps.MFA.TakeCeremony(ctx, a.ChallengeHash(), task.CeremonyLogin); err != nil && task.ErrorCode(err) != task.ENOTFOUND {
 			return nil, "", err
